@@ -1,0 +1,59 @@
+"""The one interface every runtime implements.
+
+A runtime module (``edgecls/bench/<runtime>.py``) defines one ``Runner`` subclass and is listed in
+``edgecls.bench.registry.RUNTIME_MODULES``. Runners import their runtime inside ``__init__`` so
+that listing them costs nothing and a missing runtime fails with one clear line.
+
+Timing contract: ``prepare`` turns a float32 array into whatever the runtime consumes (layout,
+dtype, quantization of an int8 input, runtime-owned buffers) once, outside the timed loop;
+``infer`` is the only thing timed; ``run`` does both and returns float32 logits.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class InputSpec:
+    name: str
+    shape: tuple[int | None, ...]  # None for a dynamic dimension
+    dtype: str  # numpy dtype name of the artifact's input ("float32", "float16", "int8", "uint8")
+    layout: str  # "NCHW" or "NHWC"
+
+
+class Runner(ABC):
+    runtime: str  # "onnxruntime", "openvino", "litert", "torch"
+    suffixes: tuple[str, ...]  # artifact file suffixes this runtime opens
+    extra: str = "runtime"  # pip extra that installs the runtime
+
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        self.path = Path(path)
+        self.threads = threads
+
+    @property
+    @abstractmethod
+    def input_spec(self) -> InputSpec: ...
+
+    @abstractmethod
+    def prepare(self, x: np.ndarray) -> Any:
+        """``x``: float32 in the artifact's layout (see input_spec.layout)."""
+
+    @abstractmethod
+    def infer(self, prepared: Any) -> Any:
+        """One inference; the raw runtime output."""
+
+    @abstractmethod
+    def to_float(self, raw: Any) -> np.ndarray:
+        """Raw output -> float32 logits (dequantized when the output is integer)."""
+
+    def version(self) -> str:
+        return ""
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        return self.to_float(self.infer(self.prepare(np.ascontiguousarray(x, dtype=np.float32))))

@@ -1,0 +1,46 @@
+"""The one interface every export format implements.
+
+A format module (``edgecls/export/<format>.py``) defines one ``Exporter`` subclass and is listed
+in ``edgecls.export.registry.FORMAT_MODULES``. The pipeline (not the exporter) handles temp files
+and renaming, isolation, parity checks and the manifest: an exporter only writes its file.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+@dataclass
+class ExportRequest:
+    """Everything a format needs to write one artifact."""
+
+    model: Any  # torch.nn.Module in eval mode, weights loaded
+    info: Any  # edgecls.models.ModelInfo
+    resolution: int
+    batch: int  # static batch size (ignored when dynamic_batch)
+    dynamic_batch: bool
+    nhwc: bool  # artifact takes channels-last input (N, H, W, C)
+    opset: int
+    calibration: Any  # numpy float32 (N, 3, R, R), normalized like the model's input; NCHW
+    workdir: Path  # scratch folder shared by the formats of one export run (e.g. the fp32 ONNX)
+
+
+class Exporter(ABC):
+    format: str  # "onnx", "openvino", "tflite"
+    suffix: str  # file suffix of the main artifact: ".onnx", ".xml", ".tflite"
+    precisions: tuple[str, ...] = PRECISIONS
+    # pip extra that brings this format's converter, named in the error when it is missing
+    extra: str = "export"
+
+    @abstractmethod
+    def export(self, request: ExportRequest, precision: str, dest: Path) -> None:
+        """Write the artifact for ``precision`` at ``dest`` (side files next to it, e.g. .bin)."""
+
+    def side_files(self, dest: Path) -> list[Path]:
+        """Files that belong to the artifact at ``dest`` besides itself (OpenVINO's .bin)."""
+        return []

@@ -1,0 +1,66 @@
+"""edgecls' own model definitions, one file per family, and the functions to build them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edgecls.errors import InvalidArgumentError
+from edgecls.models.registry import (
+    ALIASES,
+    ModelInfo,
+    all_model_infos,
+    get_model_info,
+    list_models,
+    register_model,
+    resolve_name,
+)
+
+__all__ = [
+    "ALIASES",
+    "ModelInfo",
+    "all_model_infos",
+    "create_model",
+    "get_model_info",
+    "list_models",
+    "register_model",
+    "resolve_name",
+]
+
+
+def create_model(
+    name: str,
+    num_classes: int = 1000,
+    *,
+    weights: Any = None,
+    pretrained: bool = False,
+    **kwargs: Any,
+):
+    """Build a registered model in eval mode.
+
+    ``weights`` is a checkpoint path (.pth/.pt/.safetensors) or a state dict in any supported
+    layout; ``pretrained=True`` loads the built-in weights where the model has them.
+    """
+    info = get_model_info(name)
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
+        raise InvalidArgumentError(f"num_classes must be a positive integer, got {num_classes!r}")
+    if pretrained and weights is not None:
+        raise InvalidArgumentError("give either weights=... or pretrained=True, not both")
+    model = info.builder(num_classes=num_classes, **kwargs)
+    model.edgecls_info = info  # lets exporters and profilers find the metadata from the module
+    if pretrained:
+        if info.pretrained is None:
+            with_weights = [i.name for i in all_model_infos() if i.pretrained is not None]
+            raise InvalidArgumentError(
+                f"{info.name} has no built-in pretrained weights (available: {', '.join(with_weights) or 'none'}); "
+                "pass weights=PATH instead"
+            )
+        if num_classes != info.num_classes:
+            raise InvalidArgumentError(
+                f"built-in weights of {info.name} have {info.num_classes} classes, not {num_classes}"
+            )
+        weights = info.pretrained()
+    if weights is not None:
+        from edgecls.weights import load_weights
+
+        load_weights(model, weights)
+    return model.eval()

@@ -1,0 +1,135 @@
+"""Blocks shared by the model families.
+
+Everything here is written to export cleanly (ONNX, OpenVINO, TFLite): static shapes derived from
+the input, no unfold/fold, hard activations as nn.Hardswish/nn.Hardsigmoid modules.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from edgecls.errors import InvalidArgumentError
+
+ActLayer = Callable[..., nn.Module]
+
+
+def make_divisible(value: float, divisor: int = 8, min_value: int | None = None, round_limit: float = 0.9) -> int:
+    """Round a channel count to a multiple of ``divisor`` without losing more than 10 %.
+
+    This is the rule of the MobileNet and EfficientNet reference code; the channel counts of
+    every width variant (and so checkpoint compatibility) depend on it.
+    """
+    min_value = min_value or divisor
+    new_value = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if new_value < round_limit * value:
+        new_value += divisor
+    return new_value
+
+
+def check_width(width: float) -> float:
+    if not isinstance(width, (int, float)) or isinstance(width, bool) or not math.isfinite(width) or width <= 0:
+        raise InvalidArgumentError(f"width multiplier must be a positive number, got {width!r}")
+    if width > 8:
+        raise InvalidArgumentError(f"width multiplier {width} is out of range: use a value in (0, 8]")
+    return float(width)
+
+
+def same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
+    """TensorFlow 'SAME' padding (before, after) for one spatial side."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+class Conv2dSame(nn.Conv2d):
+    """Conv2d with TensorFlow 'SAME' padding, as TF-trained checkpoints need.
+
+    The padding is computed from the input's static height/width, so traced and exported graphs
+    get a constant Pad (asymmetric where TF pads more on the bottom/right).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ih, iw = x.shape[-2:]
+        ph = same_padding(int(ih), self.kernel_size[0], self.stride[0], self.dilation[0])
+        pw = same_padding(int(iw), self.kernel_size[1], self.stride[1], self.dilation[1])
+        if any(ph) or any(pw):
+            x = F.pad(x, (pw[0], pw[1], ph[0], ph[1]))
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+def create_conv2d(
+    in_ch: int,
+    out_ch: int,
+    kernel: int,
+    stride: int = 1,
+    groups: int = 1,
+    bias: bool = False,
+    tf_same: bool = False,
+) -> nn.Conv2d:
+    """A conv with symmetric PyTorch padding, or TF 'SAME' padding when ``tf_same``.
+
+    A stride-1 TF 'SAME' conv with an odd kernel pads symmetrically, so it stays a plain Conv2d.
+    """
+    if tf_same and stride > 1:
+        return Conv2dSame(in_ch, out_ch, kernel, stride, padding=0, groups=groups, bias=bias)
+    return nn.Conv2d(in_ch, out_ch, kernel, stride, padding=(kernel - 1) // 2, groups=groups, bias=bias)
+
+
+class ConvBnAct(nn.Sequential):
+    """Conv -> BatchNorm -> activation, with children named ``conv``, ``bn``, ``act``."""
+
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        kernel: int = 1,
+        stride: int = 1,
+        groups: int = 1,
+        act: ActLayer | None = nn.ReLU,
+        bn_eps: float = 1e-5,
+        tf_same: bool = False,
+    ) -> None:
+        super().__init__()
+        self.conv = create_conv2d(in_ch, out_ch, kernel, stride, groups=groups, tf_same=tf_same)
+        self.bn = nn.BatchNorm2d(out_ch, eps=bn_eps)
+        self.act = act() if act is not None else nn.Identity()
+
+
+class SqueezeExcite(nn.Module):
+    """Squeeze-and-excitation with 1x1 convs named ``conv_reduce`` / ``conv_expand``."""
+
+    def __init__(
+        self,
+        channels: int,
+        reduced: int,
+        act: ActLayer = nn.ReLU,
+        gate: ActLayer = nn.Sigmoid,
+    ) -> None:
+        super().__init__()
+        self.conv_reduce = nn.Conv2d(channels, reduced, 1, bias=True)
+        self.act = act()
+        self.conv_expand = nn.Conv2d(reduced, channels, 1, bias=True)
+        self.gate = gate()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = x.mean((2, 3), keepdim=True)
+        s = self.conv_expand(self.act(self.conv_reduce(s)))
+        return x * self.gate(s)
+
+
+class ClassifierHead(nn.Module):
+    """Global average pool, optional dropout (identity in eval), linear classifier."""
+
+    def __init__(self, in_features: int, num_classes: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.classifier = nn.Linear(in_features, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.mean((2, 3))
+        return self.classifier(self.dropout(x))

@@ -1,0 +1,65 @@
+"""Reference data for fidelity tests (copied from the workplace's shared/reference; see data/README.md).
+
+``reference_state`` fills a reference network's state-dict layout by the deterministic rule of
+data/README.md, so loading it into an edgecls model and running ``reference_input`` must give the
+reference network's logits.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+DATA = Path(__file__).parent / "data"
+
+
+@functools.cache
+def reference_layouts() -> dict:
+    return json.loads((DATA / "reference_state_dicts.json").read_text())["models"]
+
+
+@functools.cache
+def reference_outputs() -> dict:
+    return json.loads((DATA / "reference_outputs.json").read_text())["models"]
+
+
+def reference_state(ref_name: str) -> dict:
+    import torch
+
+    state = {}
+    for key, shape, dtype in reference_layouts()[ref_name]["state_dict"]:
+        n = int(np.prod(shape)) if shape else 1
+        if not dtype.startswith("float"):
+            state[key] = torch.zeros(shape, dtype=getattr(torch, dtype))
+            continue
+        rng = np.random.default_rng(zlib.crc32(key.encode()))
+        if len(shape) >= 2:
+            values = rng.normal(0, np.sqrt(2 / int(np.prod(shape[1:]))), n)
+        elif key.endswith("running_var") or key.endswith("weight"):
+            values = rng.uniform(0.5, 1.5, n)
+        else:
+            values = rng.normal(0, 0.1, n)
+        state[key] = torch.from_numpy(values.astype(np.float32).reshape(shape))
+    return state
+
+
+def reference_input(resolution: int):
+    import torch
+
+    x = np.random.default_rng(0).standard_normal((1, 3, resolution, resolution)).astype(np.float32)
+    return torch.from_numpy(x)
+
+
+def mapped_references() -> list[tuple[str, str]]:
+    """(reference name, edgecls name) for every reference entry an edgecls model claims."""
+    from edgecls.models import all_model_infos
+
+    pairs = [(ref, info.name) for info in all_model_infos() for ref in info.references]
+    known = reference_layouts()
+    missing = [ref for ref, _ in pairs if ref not in known]
+    assert not missing, f"registry names references that tests/data lacks: {missing}"
+    return sorted(pairs)
