@@ -1,0 +1,105 @@
+"""OpenVINO runner (CPU plugin), tuned for single-image latency."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecls.bench.base import InputSpec, Runner
+from edgecls.errors import EdgeclsError, MissingDependencyError
+
+_NUMPY_DTYPES = {"f32": "float32", "f16": "float16", "u8": "uint8", "i8": "int8"}
+
+
+def read_edgecls_metadata(model: Any) -> dict[str, str]:
+    """The ``edgecls`` section of an ov.Model's rt_info (written by the exporter), as strings."""
+    if not model.has_rt_info(["edgecls"]):
+        return {}
+    section = model.get_rt_info()["edgecls"].astype(dict)
+    return {key: value.astype(str) if hasattr(value, "astype") else str(value) for key, value in section.items()}
+
+
+class OpenVinoRunner(Runner):
+    runtime = "openvino"
+    suffixes = (".xml",)
+
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        super().__init__(path, threads)
+        try:
+            import openvino as ov
+            import openvino.properties as props
+            import openvino.properties.hint as hints
+        except ImportError:
+            raise MissingDependencyError("openvino is not installed: pip install 'edgecls[runtime]'") from None
+        self._ov = ov
+        core = ov.Core()
+        try:
+            model = core.read_model(str(self.path))
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise EdgeclsError(f"OpenVINO cannot read {self.path}: {first[:200]}") from None
+        if len(model.inputs) != 1:
+            raise EdgeclsError(f"{self.path} has {len(model.inputs)} inputs; an image classifier has one")
+        self.metadata = read_edgecls_metadata(model)
+
+        config: dict[Any, Any] = {
+            # One stream and the latency hint: the benchmark measures one image at a time, and
+            # throughput mode would split the cores into parallel streams that each run slower.
+            hints.performance_mode: hints.PerformanceMode.LATENCY,
+            props.num_streams: 1,
+            # The CPU plugin picks its own execution precision: bf16 on CPUs with AVX512_BF16 or
+            # AMX, f16 on ARM. An fp32 IR would then silently run in 16-bit, and both its parity
+            # and its timing would describe a different model than the one exported. Forcing f32
+            # makes the artifact's stored precision the only thing that varies (an fp16 IR is
+            # fp16-compressed weights, decompressed at load; an int8 IR runs its int8 kernels).
+            hints.inference_precision: ov.Type.f32,
+        }
+        if threads:
+            config[props.inference_num_threads] = int(threads)
+        try:
+            self.compiled = core.compile_model(model, "CPU", config)
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise EdgeclsError(f"OpenVINO cannot compile {self.path} for CPU: {first[:200]}") from None
+        self.request = self.compiled.create_infer_request()
+
+        port = model.input(0)
+        shape = tuple(d.get_length() if d.is_static else None for d in port.get_partial_shape())
+        dtype = _NUMPY_DTYPES.get(port.get_element_type().get_type_name(), "float32")
+        self._spec = InputSpec(port.get_any_name() or "input", shape, dtype, self._layout_of(port, shape))
+
+    def _layout_of(self, port: Any, shape: tuple[int | None, ...]) -> str:
+        # Most trusted first: the layout the exporter attached to the input, then its metadata,
+        # then a guess from the shape for IRs written by other tools.
+        layout = self._ov.layout_helpers.get_layout(port).to_string().replace(",", "").strip("[]")
+        if layout in ("NCHW", "NHWC"):
+            return layout
+        if self.metadata.get("layout") in ("NCHW", "NHWC"):
+            return self.metadata["layout"]
+        return "NHWC" if len(shape) == 4 and shape[-1] == 3 and shape[1] != 3 else "NCHW"
+
+    @property
+    def input_spec(self) -> InputSpec:
+        return self._spec
+
+    def prepare(self, x: np.ndarray) -> Any:
+        # The tensor owns a copy of the input, so the timed infer() reads runtime memory only.
+        array = np.ascontiguousarray(x.astype(self._spec.dtype, copy=False))
+        self.request.set_input_tensor(self._ov.Tensor(array, shared_memory=False))
+        return self.request
+
+    def infer(self, prepared: Any) -> Any:
+        prepared.infer()
+        return prepared.get_output_tensor(0)
+
+    def to_float(self, raw: Any) -> np.ndarray:
+        # Copy: the output tensor is runtime memory that the next inference overwrites.
+        return np.array(raw.data, dtype=np.float32, copy=True)
+
+    def version(self) -> str:
+        return self._ov.get_version()
+
+
+RUNNER = OpenVinoRunner

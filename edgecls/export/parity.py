@@ -1,0 +1,121 @@
+"""Parity: does an artifact compute what the PyTorch model computes?
+
+Three figures per artifact, all on held-out inputs against the PyTorch logits:
+- ``max_rel_diff``: largest absolute difference divided by the largest absolute reference logit
+  (a plain absolute tolerance would be meaningless across models whose logits span 1 or 30);
+- ``min_cosine``: the worst per-input cosine similarity of the logit vectors;
+- ``top1_agreement``: the share of inputs whose arg-max class is the same.
+
+Which figure decides depends on the precision: fp32 must be numerically the same graph, fp16
+must keep the direction of the logits, int8 must keep the decisions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+FP32_MAX_REL_DIFF = 1e-4
+FP16_MIN_COSINE = 0.999
+DEFAULT_MIN_AGREEMENT = 0.95
+# With random weights top-1 is decided by noise-level margins (random logits are nearly tied), so
+# agreement says nothing there; int8 must still keep the logit vector's direction. Measured on
+# randomly initialised squeezenet1_1/mobilenetv2 int8 QDQ at 96-224 px: cosine 0.97-0.999; a
+# broken graph (wrong layout, wrong scale, missing bias) lands far below 0.9.
+INT8_RANDOM_MIN_COSINE = 0.9
+
+
+@dataclass
+class ParityFigures:
+    max_abs_diff: float
+    max_rel_diff: float
+    min_cosine: float
+    mean_cosine: float
+    top1_agreement: float
+    inputs: int
+
+    def as_dict(self) -> dict:
+        return {k: (round(v, 8) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+def compare(reference: np.ndarray, candidate: np.ndarray) -> ParityFigures:
+    """Figures for ``candidate`` logits (N, C) against ``reference`` logits (N, C)."""
+    ref = np.asarray(reference, dtype=np.float64).reshape(len(reference), -1)
+    out = np.asarray(candidate, dtype=np.float64).reshape(len(candidate), -1)
+    if ref.shape != out.shape:
+        raise ValueError(f"artifact output shape {out.shape} does not match the model's {ref.shape}")
+    if not np.isfinite(out).all():
+        return ParityFigures(float("inf"), float("inf"), -1.0, -1.0, 0.0, len(ref))
+    abs_diff = float(np.abs(out - ref).max())
+    scale = float(np.abs(ref).max()) or 1.0
+    norms = np.linalg.norm(ref, axis=1) * np.linalg.norm(out, axis=1)
+    cosines = np.where(norms > 0, (ref * out).sum(axis=1) / np.maximum(norms, 1e-30), 0.0)
+    agreement = float((ref.argmax(axis=1) == out.argmax(axis=1)).mean())
+    return ParityFigures(abs_diff, abs_diff / scale, float(cosines.min()), float(cosines.mean()), agreement, len(ref))
+
+
+@dataclass
+class ParityRule:
+    """The pass condition of one precision, in words for the manifest and the table."""
+
+    precision: str
+    max_rel_diff: float | None = None
+    min_cosine: float | None = None
+    min_agreement: float | None = None
+
+    def check(self, figures: ParityFigures) -> str | None:
+        """None when ``figures`` pass, else the reason in one line."""
+        if self.max_rel_diff is not None and not figures.max_rel_diff <= self.max_rel_diff:
+            return f"max relative diff {figures.max_rel_diff:.2e} > {self.max_rel_diff:.0e}"
+        if self.min_cosine is not None and not figures.min_cosine >= self.min_cosine:
+            return f"cosine {figures.min_cosine:.5f} < {self.min_cosine}"
+        if self.min_agreement is not None and not figures.top1_agreement >= self.min_agreement:
+            return f"top-1 agreement {figures.top1_agreement:.1%} < {self.min_agreement:.0%}"
+        return None
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def rule_for(precision: str, real_weights: bool, min_agreement: float | None = None) -> ParityRule:
+    """The parity rule of ``precision``; ``real_weights`` says whether agreement is meaningful."""
+    if precision == "fp32":
+        return ParityRule(precision, max_rel_diff=FP32_MAX_REL_DIFF)
+    if precision == "fp16":
+        return ParityRule(precision, min_cosine=FP16_MIN_COSINE)
+    if precision == "int8":
+        if real_weights:
+            agreement = DEFAULT_MIN_AGREEMENT if min_agreement is None else min_agreement
+            return ParityRule(precision, min_agreement=agreement)
+        return ParityRule(precision, min_cosine=INT8_RANDOM_MIN_COSINE)
+    raise ValueError(f"no parity rule for precision {precision!r}")
+
+
+def run_artifact(path, inputs: np.ndarray, batch: int | None = None, threads: int | None = None) -> tuple[np.ndarray, dict]:
+    """Logits of the artifact at ``path`` for NCHW ``inputs``, and what its runner reports about it.
+
+    Inputs are transposed to the artifact's layout and fed in its static batch size (padding the
+    last batch by repeating inputs, whose extra outputs are dropped).
+    """
+    from edgecls.bench.registry import open_runner
+
+    runner = open_runner(path, threads=threads)
+    spec = runner.input_spec
+    x = inputs.transpose(0, 2, 3, 1) if spec.layout == "NHWC" else inputs
+    static = spec.shape[0] if spec.shape and isinstance(spec.shape[0], int) else None
+    step = static or batch or 1
+    outputs = []
+    for start in range(0, len(x), step):
+        chunk = x[start:start + step]
+        real = len(chunk)
+        if static and real < static:
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], static - real, axis=0)])
+        outputs.append(np.asarray(runner.run(chunk)).reshape(len(chunk), -1)[:real])
+    described = {"runtime": runner.runtime, "runtime_version": runner.version(),
+                 "input": {"name": spec.name, "shape": list(spec.shape), "dtype": spec.dtype, "layout": spec.layout}}
+    return np.concatenate(outputs), described
+
+
+__all__ = ["DEFAULT_MIN_AGREEMENT", "FP16_MIN_COSINE", "FP32_MAX_REL_DIFF", "INT8_RANDOM_MIN_COSINE",
+           "ParityFigures", "ParityRule", "compare", "rule_for", "run_artifact"]

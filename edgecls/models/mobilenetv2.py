@@ -1,0 +1,216 @@
+"""MobileNetV2 (Sandler et al., 2018), and the blocks the MobileNet V1/V2/V3 families share.
+
+Module names follow timm's (``conv_stem``, ``bn1``, ``blocks.<stage>.<index>.conv_pw`` ...), so
+timm checkpoints load as they are; torchvision's numbering is mapped by a converter built from the
+same config table. Channel counts at every width come from ``make_divisible``, the rule of both
+reference implementations, so width variants stay checkpoint-compatible with timm.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Callable
+
+import torch
+from torch import nn
+
+from edgecls.models.layers import ActLayer, check_width, make_divisible
+from edgecls.models.registry import register_model
+from edgecls.weights import rename_layout
+
+# A factory for the squeeze-excite module of a block, given the channels it gates.
+SeFactory = Callable[[int], nn.Module]
+
+
+class DepthwiseSeparable(nn.Module):
+    """Depthwise kxk -> BN -> act -> (SE) -> pointwise 1x1 -> BN (-> act).
+
+    MobileNetV1's block (activation after the pointwise conv, no residual) and the first block of
+    V2/V3 (linear pointwise conv, residual when the shape allows it).
+    """
+
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        kernel: int = 3,
+        stride: int = 1,
+        act: ActLayer = nn.ReLU,
+        pw_act: bool = False,
+        se: SeFactory | None = None,
+        residual: bool = True,
+    ) -> None:
+        super().__init__()
+        self.conv_dw = nn.Conv2d(in_ch, in_ch, kernel, stride, padding=(kernel - 1) // 2, groups=in_ch, bias=False)
+        self.bn1 = nn.BatchNorm2d(in_ch)
+        self.act1 = act()
+        self.se = se(in_ch) if se is not None else nn.Identity()
+        self.conv_pw = nn.Conv2d(in_ch, out_ch, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_ch)
+        self.act2 = act() if pw_act else nn.Identity()
+        self.has_residual = residual and stride == 1 and in_ch == out_ch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.se(self.act1(self.bn1(self.conv_dw(x))))
+        out = self.act2(self.bn2(self.conv_pw(out)))
+        return out + x if self.has_residual else out
+
+
+class InvertedResidual(nn.Module):
+    """Pointwise expansion -> depthwise kxk -> (SE) -> linear pointwise projection, residual when shapes match."""
+
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        mid_ch: int,
+        kernel: int = 3,
+        stride: int = 1,
+        act: ActLayer = nn.ReLU6,
+        se: SeFactory | None = None,
+    ) -> None:
+        super().__init__()
+        self.conv_pw = nn.Conv2d(in_ch, mid_ch, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(mid_ch)
+        self.act1 = act()
+        self.conv_dw = nn.Conv2d(mid_ch, mid_ch, kernel, stride, padding=(kernel - 1) // 2, groups=mid_ch, bias=False)
+        self.bn2 = nn.BatchNorm2d(mid_ch)
+        self.act2 = act()
+        self.se = se(mid_ch) if se is not None else nn.Identity()
+        self.conv_pwl = nn.Conv2d(mid_ch, out_ch, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(out_ch)
+        self.has_residual = stride == 1 and in_ch == out_ch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.act1(self.bn1(self.conv_pw(x)))
+        out = self.se(self.act2(self.bn2(self.conv_dw(out))))
+        out = self.bn3(self.conv_pwl(out))
+        return out + x if self.has_residual else out
+
+
+class ConvBnActBlock(nn.Module):
+    """A plain conv -> BN -> act used as a block (``conv``/``bn1`` names, as timm's ConvBnAct)."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int = 1, stride: int = 1, act: ActLayer = nn.ReLU) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_ch, out_ch, kernel, stride, padding=(kernel - 1) // 2, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_ch)
+        self.act1 = act()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act1(self.bn1(self.conv(x)))
+
+
+def scaled_channels(channels: int, width: float) -> int:
+    """Channels of a layer at width multiplier ``width`` (timm's ``round_channels``)."""
+    return make_divisible(channels * width)
+
+
+# Per stage: (expansion ratio, out channels, repeats, stride of the first block), the paper's
+# Table 2. Stage 0 (expansion 1) is a depthwise-separable block without the expansion conv.
+MOBILENETV2_STAGES = (
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+)
+MOBILENETV2_STEM = 32
+MOBILENETV2_HEAD = 1280
+
+
+def _torchvision_rules() -> list[tuple[str, str]]:
+    """Rename rules from torchvision's flat ``features.<n>`` numbering to timm's stage/block names."""
+    rules = [(r"features\.0\.0\.(.+)", r"conv_stem.\1"), (r"features\.0\.1\.(.+)", r"bn1.\1")]
+    n = 1
+    for stage, (expansion, _, repeats, _) in enumerate(MOBILENETV2_STAGES):
+        for block in range(repeats):
+            dst = f"blocks.{stage}.{block}"
+            if expansion == 1:
+                parts = (("conv.0.0", "conv_dw"), ("conv.0.1", "bn1"), ("conv.1", "conv_pw"), ("conv.2", "bn2"))
+            else:
+                parts = (("conv.0.0", "conv_pw"), ("conv.0.1", "bn1"), ("conv.1.0", "conv_dw"),
+                         ("conv.1.1", "bn2"), ("conv.2", "conv_pwl"), ("conv.3", "bn3"))
+            rules += [(rf"features\.{n}\.{re.escape(src)}\.([^.]+)", rf"{dst}.{name}.\1") for src, name in parts]
+            n += 1
+    rules += [
+        (rf"features\.{n}\.0\.(.+)", r"conv_head.\1"),
+        (rf"features\.{n}\.1\.(.+)", r"bn2.\1"),
+        (r"classifier\.1\.(.+)", r"classifier.\1"),
+    ]
+    return rules
+
+
+class MobileNetV2(nn.Module):
+    # timm's names are this model's own, so timm checkpoints load as layout "edgecls".
+    checkpoint_layouts = {"torchvision": rename_layout(_torchvision_rules())}
+
+    def __init__(self, width: float = 1.0, num_classes: int = 1000, dropout: float = 0.2) -> None:
+        super().__init__()
+        width = check_width(width)
+        stem_ch = scaled_channels(MOBILENETV2_STEM, width)
+        # The head is never narrowed below 1280 (only widened), as in the paper and timm.
+        head_ch = max(MOBILENETV2_HEAD, scaled_channels(MOBILENETV2_HEAD, width))
+        self.conv_stem = nn.Conv2d(3, stem_ch, 3, 2, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(stem_ch)
+        self.act1 = nn.ReLU6()
+
+        stages: list[nn.Module] = []
+        in_ch = stem_ch
+        for expansion, out, repeats, first_stride in MOBILENETV2_STAGES:
+            out_ch = scaled_channels(out, width)
+            blocks: list[nn.Module] = []
+            for i in range(repeats):
+                stride = first_stride if i == 0 else 1
+                if expansion == 1:
+                    blocks.append(DepthwiseSeparable(in_ch, out_ch, 3, stride, act=nn.ReLU6))
+                else:
+                    mid_ch = make_divisible(in_ch * expansion)
+                    blocks.append(InvertedResidual(in_ch, out_ch, mid_ch, 3, stride, act=nn.ReLU6))
+                in_ch = out_ch
+            stages.append(nn.Sequential(*blocks))
+        self.blocks = nn.Sequential(*stages)
+
+        self.conv_head = nn.Conv2d(in_ch, head_ch, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(head_ch)
+        self.act2 = nn.ReLU6()
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.classifier = nn.Linear(head_ch, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.act1(self.bn1(self.conv_stem(x)))
+        x = self.blocks(x)
+        x = self.act2(self.bn2(self.conv_head(x)))
+        return self.classifier(self.dropout(x.mean((2, 3))))
+
+
+def _mobilenetv2(width: float, num_classes: int, **kwargs) -> MobileNetV2:
+    return MobileNetV2(width=width, num_classes=num_classes, **kwargs)
+
+
+@register_model(resolution=224, references=("timm:mobilenetv2_035",), top1=None, paper_madds=59)
+def mobilenetv2_035(num_classes: int = 1000, **kwargs) -> MobileNetV2:
+    return _mobilenetv2(0.35, num_classes, **kwargs)
+
+
+@register_model(resolution=224, references=("timm:mobilenetv2_050",), top1=65.94, paper_madds=97)
+def mobilenetv2_050(num_classes: int = 1000, **kwargs) -> MobileNetV2:
+    return _mobilenetv2(0.5, num_classes, **kwargs)
+
+
+@register_model(resolution=224, references=("timm:mobilenetv2_075",), top1=None, paper_madds=209)
+def mobilenetv2_075(num_classes: int = 1000, **kwargs) -> MobileNetV2:
+    return _mobilenetv2(0.75, num_classes, **kwargs)
+
+
+@register_model(resolution=224, references=("timm:mobilenetv2_100", "torchvision:mobilenet_v2"), top1=72.97,
+                paper_madds=300)
+def mobilenetv2_100(num_classes: int = 1000, **kwargs) -> MobileNetV2:
+    return _mobilenetv2(1.0, num_classes, **kwargs)
+
+
+@register_model(resolution=224, references=("timm:mobilenetv2_140",), top1=76.52, paper_madds=585)
+def mobilenetv2_140(num_classes: int = 1000, **kwargs) -> MobileNetV2:
+    return _mobilenetv2(1.4, num_classes, **kwargs)

@@ -1,0 +1,180 @@
+"""MobileNetV3 Large and Small (Howard et al., 2019).
+
+Module names follow timm's, so timm checkpoints load as they are. torchvision's checkpoints of the
+same networks load through a converter that renames its flat ``features.<n>`` numbering, turns
+its linear head layer into the 1x1 ``conv_head`` and folds its BatchNorm eps (1e-3, this model
+uses PyTorch's 1e-5 like timm) into the running variances, which is exact.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from edgecls.models.layers import SqueezeExcite, check_width, make_divisible
+from edgecls.models.mobilenetv2 import ConvBnActBlock, DepthwiseSeparable, InvertedResidual, scaled_channels
+from edgecls.models.registry import register_model
+from edgecls.weights import StateDict, rename_layout
+
+ACTIVATIONS = {"RE": nn.ReLU, "HS": nn.Hardswish}
+
+# Per stage, per block: (kind, kernel, expansion, out channels, squeeze-excite, activation, stride),
+# the paper's Tables 1 and 2 with expanded sizes written as ratios (as timm does, so the ratios
+# carry over to other widths). "ds": depthwise-separable, "ir": inverted residual, "cn": 1x1 conv.
+MOBILENETV3_CONFIGS = {
+    "large": (
+        (("ds", 3, 1, 16, False, "RE", 1),),
+        (("ir", 3, 4, 24, False, "RE", 2), ("ir", 3, 3, 24, False, "RE", 1)),
+        (("ir", 5, 3, 40, True, "RE", 2), ("ir", 5, 3, 40, True, "RE", 1), ("ir", 5, 3, 40, True, "RE", 1)),
+        (("ir", 3, 6, 80, False, "HS", 2), ("ir", 3, 2.5, 80, False, "HS", 1),
+         ("ir", 3, 2.3, 80, False, "HS", 1), ("ir", 3, 2.3, 80, False, "HS", 1)),
+        (("ir", 3, 6, 112, True, "HS", 1), ("ir", 3, 6, 112, True, "HS", 1)),
+        (("ir", 5, 6, 160, True, "HS", 2), ("ir", 5, 6, 160, True, "HS", 1), ("ir", 5, 6, 160, True, "HS", 1)),
+        (("cn", 1, 1, 960, False, "HS", 1),),
+    ),
+    "small": (
+        (("ds", 3, 1, 16, True, "RE", 2),),
+        (("ir", 3, 4.5, 24, False, "RE", 2), ("ir", 3, 3.67, 24, False, "RE", 1)),
+        (("ir", 5, 4, 40, True, "HS", 2), ("ir", 5, 6, 40, True, "HS", 1), ("ir", 5, 6, 40, True, "HS", 1)),
+        (("ir", 5, 3, 48, True, "HS", 1), ("ir", 5, 3, 48, True, "HS", 1)),
+        (("ir", 5, 6, 96, True, "HS", 2), ("ir", 5, 6, 96, True, "HS", 1), ("ir", 5, 6, 96, True, "HS", 1)),
+        (("cn", 1, 1, 576, False, "HS", 1),),
+    ),
+}
+MOBILENETV3_STEM = 16
+# The head width is not scaled with the width multiplier.
+MOBILENETV3_HEAD = {"large": 1280, "small": 1024}
+SE_RATIO = 0.25
+TORCHVISION_BN_EPS = 1e-3
+
+
+def _squeeze_excite(channels: int) -> nn.Module:
+    return SqueezeExcite(channels, make_divisible(channels * SE_RATIO), act=nn.ReLU, gate=nn.Hardsigmoid)
+
+
+def _torchvision_converter(variant: str) -> Callable[[StateDict], dict]:
+    """torchvision's mobilenet_v3_<variant> state dict -> this model's."""
+    rules = [(r"features\.0\.0\.(.+)", r"conv_stem.\1"), (r"features\.0\.1\.(.+)", r"bn1.\1")]
+    n = 1
+    for stage, blocks in enumerate(MOBILENETV3_CONFIGS[variant]):
+        for index, (kind, _, _, _, use_se, _, _) in enumerate(blocks):
+            src, dst = rf"features\.{n}", f"blocks.{stage}.{index}"
+            if kind == "cn":
+                rules += [(rf"{src}\.0\.(.+)", rf"{dst}.conv.\1"), (rf"{src}\.1\.(.+)", rf"{dst}.bn1.\1")]
+            else:
+                # torchvision numbers the parts of a block in order: [expand,] depthwise, [SE,] project.
+                names = (["conv_pw", "bn1", "conv_dw", "bn2"] if kind == "ir" else ["conv_dw", "bn1"])
+                convs = [names[i:i + 2] for i in range(0, len(names), 2)]
+                part = 0
+                for conv, bn in convs:
+                    rules += [(rf"{src}\.block\.{part}\.0\.(.+)", rf"{dst}.{conv}.\1"),
+                              (rf"{src}\.block\.{part}\.1\.(.+)", rf"{dst}.{bn}.\1")]
+                    part += 1
+                if use_se:
+                    rules += [(rf"{src}\.block\.{part}\.fc1\.(.+)", rf"{dst}.se.conv_reduce.\1"),
+                              (rf"{src}\.block\.{part}\.fc2\.(.+)", rf"{dst}.se.conv_expand.\1")]
+                    part += 1
+                project = ("conv_pwl", "bn3") if kind == "ir" else ("conv_pw", "bn2")
+                rules += [(rf"{src}\.block\.{part}\.0\.(.+)", rf"{dst}.{project[0]}.\1"),
+                          (rf"{src}\.block\.{part}\.1\.(.+)", rf"{dst}.{project[1]}.\1")]
+            n += 1
+    rules += [(r"classifier\.0\.(.+)", r"conv_head.\1"), (r"classifier\.3\.(.+)", r"classifier.\1")]
+    rename = rename_layout(rules)
+
+    def convert(state_dict: StateDict) -> dict:
+        out = rename(state_dict)
+        if out.get("conv_head.weight") is not None and out["conv_head.weight"].dim() == 2:
+            out["conv_head.weight"] = out["conv_head.weight"][:, :, None, None]
+        for key, value in out.items():
+            if key.endswith("running_var"):
+                # (v + 1e-3) under eps 1e-5 needs v + 1e-3 - 1e-5: same normalisation, exactly.
+                out[key] = value + (TORCHVISION_BN_EPS - nn.BatchNorm2d(1).eps)
+        return out
+
+    return convert
+
+
+class MobileNetV3(nn.Module):
+    # timm's names are this model's own, so timm checkpoints load as layout "edgecls"; the
+    # torchvision layout depends on the variant, so the two subclasses below carry it.
+    checkpoint_layouts: dict = {}
+
+    def __init__(self, variant: str = "large", width: float = 1.0, num_classes: int = 1000,
+                 dropout: float = 0.2) -> None:
+        super().__init__()
+        width = check_width(width)
+        # Below 0.75 the 16-channel stem stays as it is (timm's rule; at 0.75 it rounds back to 16).
+        stem_ch = scaled_channels(MOBILENETV3_STEM, width) if width >= 0.75 else MOBILENETV3_STEM
+        head_ch = MOBILENETV3_HEAD[variant]
+        self.conv_stem = nn.Conv2d(3, stem_ch, 3, 2, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(stem_ch)
+        self.act1 = nn.Hardswish()
+
+        stages: list[nn.Module] = []
+        in_ch = stem_ch
+        for stage in MOBILENETV3_CONFIGS[variant]:
+            blocks: list[nn.Module] = []
+            for kind, kernel, expansion, out, use_se, act_name, stride in stage:
+                out_ch = scaled_channels(out, width)
+                act = ACTIVATIONS[act_name]
+                se = _squeeze_excite if use_se else None
+                if kind == "ds":
+                    blocks.append(DepthwiseSeparable(in_ch, out_ch, kernel, stride, act=act, se=se))
+                elif kind == "ir":
+                    mid_ch = make_divisible(in_ch * expansion)
+                    blocks.append(InvertedResidual(in_ch, out_ch, mid_ch, kernel, stride, act=act, se=se))
+                else:
+                    blocks.append(ConvBnActBlock(in_ch, out_ch, kernel, stride, act=act))
+                in_ch = out_ch
+            stages.append(nn.Sequential(*blocks))
+        self.blocks = nn.Sequential(*stages)
+
+        # The "efficient last stage": pool first, then a 1x1 conv (with bias, no BN) as the head.
+        self.conv_head = nn.Conv2d(in_ch, head_ch, 1, bias=True)
+        self.act2 = nn.Hardswish()
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.classifier = nn.Linear(head_ch, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.act1(self.bn1(self.conv_stem(x)))
+        x = self.blocks(x)
+        x = self.act2(self.conv_head(x.mean((2, 3), keepdim=True)))
+        return self.classifier(self.dropout(x.flatten(1)))
+
+
+class MobileNetV3Large(MobileNetV3):
+    checkpoint_layouts = {"torchvision": _torchvision_converter("large")}
+
+    def __init__(self, width: float = 1.0, num_classes: int = 1000, dropout: float = 0.2) -> None:
+        super().__init__("large", width, num_classes, dropout)
+
+
+class MobileNetV3Small(MobileNetV3):
+    checkpoint_layouts = {"torchvision": _torchvision_converter("small")}
+
+    def __init__(self, width: float = 1.0, num_classes: int = 1000, dropout: float = 0.2) -> None:
+        super().__init__("small", width, num_classes, dropout)
+
+
+@register_model(resolution=224, references=("timm:mobilenetv3_large_100", "torchvision:mobilenet_v3_large"),
+                top1=75.77, paper_madds=219)
+def mobilenetv3_large_100(num_classes: int = 1000, **kwargs) -> MobileNetV3Large:
+    return MobileNetV3Large(width=1.0, num_classes=num_classes, **kwargs)
+
+
+@register_model(resolution=224, references=("timm:mobilenetv3_large_075",), top1=None, paper_madds=155)
+def mobilenetv3_large_075(num_classes: int = 1000, **kwargs) -> MobileNetV3Large:
+    return MobileNetV3Large(width=0.75, num_classes=num_classes, **kwargs)
+
+
+@register_model(resolution=224, references=("timm:mobilenetv3_small_100", "torchvision:mobilenet_v3_small"),
+                top1=67.66, paper_madds=56)
+def mobilenetv3_small_100(num_classes: int = 1000, **kwargs) -> MobileNetV3Small:
+    return MobileNetV3Small(width=1.0, num_classes=num_classes, **kwargs)
+
+
+@register_model(resolution=224, references=("timm:mobilenetv3_small_075",), top1=65.24, paper_madds=44)
+def mobilenetv3_small_075(num_classes: int = 1000, **kwargs) -> MobileNetV3Small:
+    return MobileNetV3Small(width=0.75, num_classes=num_classes, **kwargs)
