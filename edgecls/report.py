@@ -69,15 +69,18 @@ def _parity_text(record: dict) -> str:
     passed = parity_passed(record)
     if passed is None:
         return "" if record.get("runtime") != "torch" else "reference"
-    mark = "pass" if passed else "FAIL"
+    figures = []
     if isinstance(parity, dict):
-        for key in ("top1_agreement", "top1_match", "agreement"):
-            if isinstance(parity.get(key), (int, float)):
-                return f"{mark} (top-1 agree {parity[key] * 100 if parity[key] <= 1 else parity[key]:.1f} %)"
-        for key in ("max_abs_diff", "max_abs_error", "max_abs"):
-            if isinstance(parity.get(key), (int, float)):
-                return f"{mark} (max |d| {parity[key]:.2g})"
-    return mark
+        agreement = next((parity[k] for k in ("top1_agreement", "top1_match", "agreement")
+                          if isinstance(parity.get(k), (int, float))), None)
+        if agreement is not None:
+            figures.append(f"top-1 {agreement * 100 if agreement <= 1 else agreement:.0f}%")
+        if isinstance(parity.get("min_cosine"), (int, float)):
+            figures.append(f"cos {parity['min_cosine']:.4f}")
+        elif isinstance(parity.get("max_abs_diff"), (int, float)):
+            figures.append(f"max |d| {parity['max_abs_diff']:.2g}")
+    mark = "pass" if passed else "FAIL"
+    return f"{mark} ({', '.join(figures)})" if figures else mark
 
 
 def _accuracy_value(record: dict) -> float | None:

@@ -70,6 +70,8 @@ def test_bad_arguments_raise_typed_errors() -> None:
         edgecls.create_model("squeezenet1_1", num_classes=0)
     with pytest.raises(InvalidArgumentError):
         get_model_info("squeezenet1_1").check_resolution(8)
+    with pytest.raises(InvalidArgumentError, match="does not take 'width'"):
+        edgecls.create_model("mobilenetv2_100", width=2.0)
     from edgecls.models.layers import check_width
 
     for width in (0, -1.0, float("nan"), 100):

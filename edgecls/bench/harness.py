@@ -90,6 +90,11 @@ def _manifest_model(manifest: dict) -> tuple[str | None, int | None, dict]:
     return model, resolution, extra
 
 
+def _entry_resolution(entry: dict) -> int | None:
+    value = entry.get("resolution") or (entry.get("preprocessing") or {}).get("resolution")
+    return int(value) if isinstance(value, int) else None
+
+
 def targets_from_manifest(folder: Path, only_ok: bool = True) -> list[Target]:
     folder = Path(folder)
     manifest = read_manifest(folder)
@@ -100,13 +105,15 @@ def targets_from_manifest(folder: Path, only_ok: bool = True) -> list[Target]:
             continue
         if only_ok and entry.get("status", "ok") not in ("ok", "passed", "parity_failed", "warning"):
             continue  # failed exports have no file worth timing
+        if not entry["file"]:
+            continue  # the pipeline keeps failed exports in the manifest without a file
         path = folder / entry["file"]
         fmt = entry.get("format") or FORMAT_OF_SUFFIX.get(path.suffix.lower())
         if fmt not in RUNTIME_OF_FORMAT or not path.is_file():
             continue
         merged = {**extra, **entry}
-        targets.append(Target(label=str(path), format=fmt, path=str(path), model=model,
-                              precision=entry.get("precision"), resolution=entry.get("resolution") or resolution,
+        targets.append(Target(label=str(path), format=fmt, path=str(path), model=entry.get("model") or model,
+                              precision=entry.get("precision"), resolution=_entry_resolution(entry) or resolution,
                               manifest_entry=merged, export_dir=str(folder)))
     if not targets:
         raise EdgeclsError(f"the manifest in {folder} lists no artifact file that exists")
@@ -176,7 +183,7 @@ def _sibling_manifest_entry(path: Path) -> tuple[dict, str | None, int | None]:
     model, resolution, extra = _manifest_model(manifest)
     for entry in manifest["artifacts"]:
         if isinstance(entry, dict) and entry.get("file") and (path.parent / entry["file"]).resolve() == path.resolve():
-            return {**extra, **entry}, model, entry.get("resolution") or resolution
+            return {**extra, **entry}, entry.get("model") or model, _entry_resolution(entry) or resolution
     return extra, model, resolution
 
 
@@ -441,8 +448,8 @@ def model_macs(target: Target) -> tuple[int | None, str | None]:
     """(MACs per image, where the figure came from).
 
     Preference: the manifest (written by the exporter from the torch model); the edgecls model
-    itself when torch is importable; the ONNX graph (the file, or an ONNX sibling in its export
-    folder). Runtime-only installs land on the graph count, which matches the torch count for
+    itself when torch is importable; the artifact's own graph; an ONNX sibling in its export
+    folder. Runtime-only installs land on a graph count, which matches the torch count for
     conv/linear/matmul.
     """
     if target.manifest_entry.get("macs"):
@@ -469,27 +476,25 @@ def model_macs(target: Target) -> tuple[int | None, str | None]:
         except Exception:  # noqa: BLE001 - a meta-device quirk must not lose the latency figures
             result = (None, None)
     if result[0] is None:
-        onnx_candidates = []
-        if target.path and target.path.lower().endswith(".onnx"):
-            onnx_candidates.append(Path(target.path))
+        candidates = [Path(target.path)] if target.path else []
         if target.export_dir:
             try:
                 manifest = read_manifest(Path(target.export_dir))
-                onnx_candidates += [Path(target.export_dir) / e["file"] for e in manifest["artifacts"]
-                                    if isinstance(e, dict) and str(e.get("file", "")).endswith(".onnx")]
+                candidates += [Path(target.export_dir) / e["file"] for e in manifest["artifacts"]
+                               if isinstance(e, dict) and str(e.get("file", "")).endswith(".onnx")]
             except EdgeclsError:
                 pass
-        for candidate in onnx_candidates:
+        for candidate in candidates:
             if not candidate.is_file():
                 continue
             try:
-                from edgecls.bench.onnx_macs import count_onnx_macs
+                from edgecls.bench.onnx_macs import count_artifact_macs
 
-                counted = count_onnx_macs(candidate, batch=1, resolution=target.resolution)
-            except EdgeclsError:
+                counted = count_artifact_macs(candidate, batch=1, resolution=target.resolution)
+            except EdgeclsError:  # includes MissingDependencyError: try the next candidate
                 continue
             if counted.macs:
-                result = (counted.macs_per_image, f"ONNX graph {candidate.name}")
+                result = (counted.macs_per_image, f"{candidate.suffix[1:]} graph {candidate.name}")
                 break
     _MACS_CACHE[key] = result
     return result

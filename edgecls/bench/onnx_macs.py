@@ -136,3 +136,116 @@ def count_onnx_macs(source, batch: int = 1, resolution: int | None = None) -> Gr
         by_op[node.op_type] = by_op.get(node.op_type, 0) + macs
         total += macs
     return GraphMacs(total, batch, by_op, uncounted)
+
+
+# ---------------------------------------------------------------------------------------------
+# The same count for the other artifact formats, so `edgecls info` and runtime-only benchmarks
+# of an .xml or .tflite file still report MACs. Each reads shapes through its runtime's own API.
+
+_OPENVINO_CONV = {"Convolution", "GroupConvolution", "ConvolutionBackpropData", "GroupConvolutionBackpropData"}
+
+
+def count_openvino_macs(path: Path, batch: int = 1, resolution: int | None = None) -> GraphMacs:
+    """MACs of an OpenVINO IR: Convolution/GroupConvolution (weights [G,] O, I, k...) and MatMul."""
+    try:
+        import openvino as ov
+    except ImportError:
+        raise MissingDependencyError("reading an OpenVINO IR needs openvino: pip install 'edgecls[runtime]'") from None
+    try:
+        model = ov.Core().read_model(str(path))
+    except Exception as exc:  # noqa: BLE001
+        raise EdgeclsError(f"openvino cannot read {path}: {str(exc).strip().splitlines()[0][:160]}") from None
+    if model.is_dynamic():
+        shapes = {}
+        for port in model.inputs:
+            dims = [d.get_length() if d.is_static else None for d in port.get_partial_shape()]
+            if dims and dims[0] is None:
+                dims[0] = batch
+            dims = [resolution if (d is None and resolution) else d for d in dims]
+            if None in dims:
+                raise EdgeclsError(f"{path} has dynamic input sizes: give a resolution to count its MACs")
+            shapes[port.any_name] = dims
+        model.reshape(shapes)
+    total, by_op, uncounted = 0, {}, []
+    for node in model.get_ordered_ops():
+        op = node.get_type_name()
+        if op not in _OPENVINO_CONV and op != "MatMul":
+            continue
+        try:
+            a = list(node.input(0).get_shape())
+            b = list(node.input(1).get_shape())
+            y = list(node.output(0).get_shape())
+        except RuntimeError:  # dynamic shape left somewhere
+            uncounted.append(node.get_friendly_name())
+            continue
+        if op in ("ConvolutionBackpropData", "GroupConvolutionBackpropData"):
+            macs = math.prod(a) * math.prod(b[2:] if op == "GroupConvolutionBackpropData" else b[1:])
+        elif op == "GroupConvolution":  # weights [groups, out/g, in/g, k...]
+            macs = math.prod(y) * math.prod(b[2:])
+        elif op == "Convolution":  # weights [out, in, k...]
+            macs = math.prod(y) * math.prod(b[1:])
+        else:
+            transpose_a = node.get_attributes().get("transpose_a", False)
+            k = a[-2] if (transpose_a and len(a) > 1) else a[-1]
+            macs = math.prod(y) * k
+        by_op[op] = by_op.get(op, 0) + macs
+        total += macs
+    return GraphMacs(total, batch, by_op, uncounted)
+
+
+def count_tflite_macs(path: Path) -> GraphMacs:
+    """MACs of a .tflite file: CONV_2D, DEPTHWISE_CONV_2D, TRANSPOSE_CONV, FULLY_CONNECTED, BATCH_MATMUL."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        raise MissingDependencyError("reading a .tflite file needs ai-edge-litert: pip install 'edgecls[runtime]'") from None
+    try:
+        interpreter = Interpreter(model_path=str(path))
+    except Exception as exc:  # noqa: BLE001
+        raise EdgeclsError(f"LiteRT cannot read {path}: {str(exc).strip().splitlines()[0][:160]}") from None
+    shapes = {t["index"]: [int(d) for d in t["shape"]] for t in interpreter.get_tensor_details()}
+    total, by_op, uncounted = 0, {}, []
+    batch = 1
+    inputs = interpreter.get_input_details()
+    if inputs and len(inputs[0]["shape"]):
+        batch = int(inputs[0]["shape"][0]) or 1
+    for op in interpreter._get_ops_details():  # noqa: SLF001 - the one API that lists ops and tensors
+        name = op["op_name"]
+        if name not in ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "FULLY_CONNECTED", "BATCH_MATMUL"):
+            continue
+        ins = [i for i in op["inputs"] if i >= 0]
+        outs = list(op["outputs"])
+        try:
+            y = shapes[outs[0]]
+            if name == "CONV_2D":  # filter [out, kh, kw, in/groups]
+                macs = math.prod(y) * math.prod(shapes[ins[1]][1:])
+            elif name == "DEPTHWISE_CONV_2D":  # filter [1, kh, kw, out]
+                macs = math.prod(y) * math.prod(shapes[ins[1]][1:3])
+            elif name == "TRANSPOSE_CONV":  # inputs: output_shape, filter [out, kh, kw, in], data
+                macs = math.prod(shapes[ins[2]]) * math.prod(shapes[ins[1]][:3])
+            elif name == "FULLY_CONNECTED":  # weights [out, in]
+                macs = math.prod(y) * shapes[ins[1]][-1]
+            else:
+                a = shapes[ins[0]]
+                macs = math.prod(y) * a[-1]
+        except (KeyError, IndexError):
+            uncounted.append(f"{name}#{op['index']}")
+            continue
+        if macs <= 0:  # a dynamic (-1) dimension
+            uncounted.append(f"{name}#{op['index']}")
+            continue
+        by_op[name] = by_op.get(name, 0) + macs
+        total += macs
+    return GraphMacs(total, batch, by_op, uncounted)
+
+
+def count_artifact_macs(path: Path, batch: int = 1, resolution: int | None = None) -> GraphMacs:
+    """MACs of any artifact file, by its suffix."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".onnx":
+        return count_onnx_macs(path, batch, resolution)
+    if suffix == ".xml":
+        return count_openvino_macs(path, batch, resolution)
+    if suffix == ".tflite":
+        return count_tflite_macs(path)
+    raise EdgeclsError(f"cannot count MACs of {path}: expected .onnx, .xml or .tflite")

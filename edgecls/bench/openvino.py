@@ -17,8 +17,8 @@ def read_edgecls_metadata(model: Any) -> dict[str, str]:
     """The ``edgecls`` section of an ov.Model's rt_info (written by the exporter), as strings."""
     if not model.has_rt_info(["edgecls"]):
         return {}
-    section = model.get_rt_info()["edgecls"].astype(dict)
-    return {key: value.astype(str) if hasattr(value, "astype") else str(value) for key, value in section.items()}
+    section = model.get_rt_info()["edgecls"]
+    return {key: value.astype(str) for key, value in section.items()}
 
 
 class OpenVinoRunner(Runner):
@@ -85,6 +85,8 @@ class OpenVinoRunner(Runner):
         return self._spec
 
     def prepare(self, x: np.ndarray) -> Any:
+        """Bind ``x`` to the runner's one InferRequest; the returned request infers on the latest
+        prepared input (a dynamic-batch IR takes any batch size here)."""
         # The tensor owns a copy of the input, so the timed infer() reads runtime memory only.
         array = np.ascontiguousarray(x.astype(self._spec.dtype, copy=False))
         self.request.set_input_tensor(self._ov.Tensor(array, shared_memory=False))

@@ -29,11 +29,14 @@ def check_format(name: str) -> str:
 
 
 def exporter_class(name: str, module_name: str | None = None):
-    """The Exporter subclass of format ``name`` (its module's ``EXPORTER``, or the one subclass it defines)."""
+    """The Exporter subclass of format ``name``: ``"module:Class"`` names it, a plain module gives its
+    ``EXPORTER`` or the one Exporter subclass it defines."""
     from edgecls.export.base import Exporter
 
-    module = importlib.import_module(module_name or FORMAT_MODULES[check_format(name)])
-    cls = getattr(module, "EXPORTER", None)
+    spec = module_name or FORMAT_MODULES[check_format(name)]
+    module_path, _, class_name = spec.partition(":")
+    module = importlib.import_module(module_path)
+    cls = getattr(module, class_name) if class_name else getattr(module, "EXPORTER", None)
     if cls is None:
         found = [obj for obj in vars(module).values()
                  if inspect.isclass(obj) and issubclass(obj, Exporter) and obj is not Exporter
@@ -46,7 +49,7 @@ def exporter_class(name: str, module_name: str | None = None):
 
 def format_available(name: str) -> bool:
     """Whether the format's module exists in this checkout (its converter may still be missing)."""
-    return importlib.util.find_spec(FORMAT_MODULES[check_format(name)]) is not None
+    return importlib.util.find_spec(FORMAT_MODULES[check_format(name)].partition(":")[0]) is not None
 
 
 __all__ = ["FORMAT_MODULES", "check_format", "exporter_class", "format_available"]

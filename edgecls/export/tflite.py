@@ -108,7 +108,7 @@ class TFLiteExporter(Exporter):
                                               dynamic_shapes=dynamic_shapes)
         except Exception as exc:  # the converter raises many types; keep the first line of its reason
             raise EdgeclsError(f"litert-torch cannot convert {request.info.name}: {_first_line(exc)}") from exc
-        return bytes(edge_model.tflite_model())
+        return bytes(edge_model.model_content())
 
     def _convert_int8(self, litert_torch: Any, request: ExportRequest) -> bytes:
         import torch
@@ -129,7 +129,7 @@ class TFLiteExporter(Exporter):
             edge_model = litert_torch.convert(graph, sample, quant_config=QuantConfig(pt2e_quantizer=quantizer))
         except Exception as exc:
             raise EdgeclsError(f"litert-torch cannot quantize {request.info.name} to int8: {_first_line(exc)}") from exc
-        return bytes(edge_model.tflite_model())
+        return bytes(edge_model.model_content())
 
 
 def _layout(request: ExportRequest, nchw: np.ndarray) -> np.ndarray:

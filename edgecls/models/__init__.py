@@ -45,7 +45,15 @@ def create_model(
         raise InvalidArgumentError(f"num_classes must be a positive integer, got {num_classes!r}")
     if pretrained and weights is not None:
         raise InvalidArgumentError("give either weights=... or pretrained=True, not both")
-    model = info.builder(num_classes=num_classes, **kwargs)
+    try:
+        model = info.builder(num_classes=num_classes, **kwargs)
+    except TypeError as exc:
+        # A builder fixes its architecture by name (width, depth): extra options are user errors.
+        if "argument" not in str(exc):
+            raise
+        raise InvalidArgumentError(
+            f"{info.name} does not take {', '.join(map(repr, kwargs))}: the name fixes the architecture"
+        ) from None
     model.edgecls_info = info  # lets exporters and profilers find the metadata from the module
     if pretrained:
         if info.pretrained is None:

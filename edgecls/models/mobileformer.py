@@ -134,8 +134,8 @@ class DynamicReLU(nn.Module):
     def forward(self, x: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         coeffs = self.gate(self.fc2(self.act(self.fc1(tokens[:, 0]))))
         coeffs = coeffs.reshape(coeffs.shape[0], 2 * self.channels, 1, 1)
-        slope1 = coeffs[:, : self.channels] * 2.0
-        slope2 = coeffs[:, self.channels :] * 2.0 - 1.0
+        slope1 = (coeffs[:, : self.channels] - 0.5) * 2.0 + 1.0
+        slope2 = (coeffs[:, self.channels :] - 0.5) * 2.0
         return torch.maximum(x * slope1, x * slope2)
 
 
@@ -161,9 +161,9 @@ class MobileToFormer(nn.Module):
         b, c, h, w = x.shape
         t = tokens.shape[1]
         head_dim = c // self.heads
-        q = self.query(tokens).reshape(b, t, self.heads, head_dim).transpose(1, 2) * self.scale
+        q = self.query(tokens).reshape(b, t, self.heads, head_dim).transpose(1, 2)
         k = x.reshape(b, self.heads, head_dim, h * w)
-        attn = torch.softmax(q @ k, dim=-1)  # (B, heads, T, HW)
+        attn = torch.softmax((q @ k) * self.scale, dim=-1)  # (B, heads, T, HW)
         read = (attn @ k.transpose(-1, -2)).transpose(1, 2).reshape(b, t, c)
         read = read * (self.gate_act(self.gate(tokens)) * 2.0)
         return self.norm(tokens + self.proj(read))
@@ -196,9 +196,9 @@ class Former(nn.Module):
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         b, t, d = tokens.shape
         head_dim = d // self.heads
-        q = self.query(tokens).reshape(b, t, self.heads, head_dim).transpose(1, 2) * self.scale
+        q = self.query(tokens).reshape(b, t, self.heads, head_dim).transpose(1, 2)
         kv = tokens.reshape(b, t, self.heads, head_dim).transpose(1, 2)
-        attn = torch.softmax(q @ kv.transpose(-1, -2), dim=-1)  # (B, heads, T, T)
+        attn = torch.softmax((q @ kv.transpose(-1, -2)) * self.scale, dim=-1)  # (B, heads, T, T)
         mixed = (attn @ kv).transpose(1, 2).reshape(b, t, d)
         tokens = self.norm(tokens + self.proj(mixed))
         return self.ffn_norm(tokens + self.ffn(tokens))
@@ -220,9 +220,9 @@ class FormerToMobile(nn.Module):
         head_dim = c // self.heads
         q = x.reshape(b, self.heads, head_dim, h * w).transpose(-1, -2)  # (B, heads, HW, hd)
         # Scaling the small key instead of the (HW x T) scores saves work and keeps int8 ranges tight.
-        k = self.key(tokens).reshape(b, t, self.heads, head_dim).permute(0, 2, 3, 1) * self.scale
+        k = self.key(tokens).reshape(b, t, self.heads, head_dim).permute(0, 2, 3, 1)
         v = self.value(tokens).reshape(b, t, self.heads, head_dim).transpose(1, 2)
-        attn = torch.softmax(q @ k, dim=-1)  # (B, heads, HW, T)
+        attn = torch.softmax((q @ k) * self.scale, dim=-1)  # (B, heads, HW, T)
         written = (attn @ v).transpose(-1, -2).reshape(b, c, h, w)
         return x + written
 
@@ -437,7 +437,9 @@ class MobileFormer(nn.Module):
         self.head = MobileFormerHead(ch, d, config.head_features, num_classes, config.groups, dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        tokens = self.tokens.unsqueeze(0).expand(x.shape[0], -1, -1)
+        # A copy, not an expand(): a no-grad view of a parameter breaks torch's module tracker
+        # (and so FlopCounterMode) when it is passed on to submodules.
+        tokens = self.tokens.unsqueeze(0).repeat(x.shape[0], 1, 1)
         x = self.stem(x)
         for block in self.blocks:
             x, tokens = block(x, tokens)

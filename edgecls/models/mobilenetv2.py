@@ -190,12 +190,13 @@ def _mobilenetv2(width: float, num_classes: int, **kwargs) -> MobileNetV2:
     return MobileNetV2(width=width, num_classes=num_classes, **kwargs)
 
 
+# top1 is None where timm publishes no weights for that width (mobilenetv2_035/_075 are "untrained").
 @register_model(resolution=224, references=("timm:mobilenetv2_035",), top1=None, paper_madds=59)
 def mobilenetv2_035(num_classes: int = 1000, **kwargs) -> MobileNetV2:
     return _mobilenetv2(0.35, num_classes, **kwargs)
 
 
-@register_model(resolution=224, references=("timm:mobilenetv2_050",), top1=65.94, paper_madds=97)
+@register_model(resolution=224, references=("timm:mobilenetv2_050",), top1=65.95, paper_madds=97)
 def mobilenetv2_050(num_classes: int = 1000, **kwargs) -> MobileNetV2:
     return _mobilenetv2(0.5, num_classes, **kwargs)
 
@@ -205,7 +206,7 @@ def mobilenetv2_075(num_classes: int = 1000, **kwargs) -> MobileNetV2:
     return _mobilenetv2(0.75, num_classes, **kwargs)
 
 
-@register_model(resolution=224, references=("timm:mobilenetv2_100", "torchvision:mobilenet_v2"), top1=72.97,
+@register_model(resolution=224, references=("timm:mobilenetv2_100", "torchvision:mobilenet_v2"), top1=72.98,
                 paper_madds=300)
 def mobilenetv2_100(num_classes: int = 1000, **kwargs) -> MobileNetV2:
     return _mobilenetv2(1.0, num_classes, **kwargs)

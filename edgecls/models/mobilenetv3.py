@@ -47,6 +47,7 @@ MOBILENETV3_STEM = 16
 # The head width is not scaled with the width multiplier.
 MOBILENETV3_HEAD = {"large": 1280, "small": 1024}
 SE_RATIO = 0.25
+BN_EPS = 1e-5  # this model's (PyTorch's default, timm's)
 TORCHVISION_BN_EPS = 1e-3
 
 
@@ -65,8 +66,7 @@ def _torchvision_converter(variant: str) -> Callable[[StateDict], dict]:
                 rules += [(rf"{src}\.0\.(.+)", rf"{dst}.conv.\1"), (rf"{src}\.1\.(.+)", rf"{dst}.bn1.\1")]
             else:
                 # torchvision numbers the parts of a block in order: [expand,] depthwise, [SE,] project.
-                names = (["conv_pw", "bn1", "conv_dw", "bn2"] if kind == "ir" else ["conv_dw", "bn1"])
-                convs = [names[i:i + 2] for i in range(0, len(names), 2)]
+                convs = (("conv_pw", "bn1"), ("conv_dw", "bn2")) if kind == "ir" else (("conv_dw", "bn1"),)
                 part = 0
                 for conv, bn in convs:
                     rules += [(rf"{src}\.block\.{part}\.0\.(.+)", rf"{dst}.{conv}.\1"),
@@ -87,11 +87,9 @@ def _torchvision_converter(variant: str) -> Callable[[StateDict], dict]:
         out = rename(state_dict)
         if out.get("conv_head.weight") is not None and out["conv_head.weight"].dim() == 2:
             out["conv_head.weight"] = out["conv_head.weight"][:, :, None, None]
-        for key, value in out.items():
-            if key.endswith("running_var"):
-                # (v + 1e-3) under eps 1e-5 needs v + 1e-3 - 1e-5: same normalisation, exactly.
-                out[key] = value + (TORCHVISION_BN_EPS - nn.BatchNorm2d(1).eps)
-        return out
+        # sqrt(v + 1e-3) is sqrt((v + 1e-3 - 1e-5) + 1e-5): the same normalisation under this model's eps.
+        eps_shift = TORCHVISION_BN_EPS - BN_EPS
+        return {k: v + eps_shift if k.endswith("running_var") else v for k, v in out.items()}
 
     return convert
 
@@ -164,6 +162,7 @@ def mobilenetv3_large_100(num_classes: int = 1000, **kwargs) -> MobileNetV3Large
     return MobileNetV3Large(width=1.0, num_classes=num_classes, **kwargs)
 
 
+# timm publishes no weights for mobilenetv3_large_075 ("untrained"), so no top-1.
 @register_model(resolution=224, references=("timm:mobilenetv3_large_075",), top1=None, paper_madds=155)
 def mobilenetv3_large_075(num_classes: int = 1000, **kwargs) -> MobileNetV3Large:
     return MobileNetV3Large(width=0.75, num_classes=num_classes, **kwargs)
@@ -175,6 +174,6 @@ def mobilenetv3_small_100(num_classes: int = 1000, **kwargs) -> MobileNetV3Small
     return MobileNetV3Small(width=1.0, num_classes=num_classes, **kwargs)
 
 
-@register_model(resolution=224, references=("timm:mobilenetv3_small_075",), top1=65.24, paper_madds=44)
+@register_model(resolution=224, references=("timm:mobilenetv3_small_075",), top1=65.23, paper_madds=44)
 def mobilenetv3_small_075(num_classes: int = 1000, **kwargs) -> MobileNetV3Small:
     return MobileNetV3Small(width=0.75, num_classes=num_classes, **kwargs)

@@ -1,0 +1,156 @@
+"""`edgecls export` and `edgecls demo`: typer command functions (edgecls.cli registers them).
+
+Heavy imports stay inside the functions so `edgecls --help` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+DEMO_MODEL = "tf_efficientnet_lite0"
+DEMO_PHOTO = "chelsea"
+DEMO_OUT = Path("out/demo")
+
+
+def _console():
+    from rich.console import Console
+
+    return Console()
+
+
+def _fmt(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def results_table(artifacts: list[dict], title: str = "export"):
+    """A rich table: one row per artifact, pass/fail with parity figures and the reason."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    # Figures never wrap; the file name and the reason fold when the terminal is narrow.
+    for column in ("format", "prec", "status", "MB", "rel diff", "cosine", "top-1", "s"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("file / reason", overflow="fold", ratio=1)
+    for entry in artifacts:
+        parity = entry.get("parity") or {}
+        passed = entry["status"] == "passed"
+        size = entry.get("size_bytes")
+        table.add_row(
+            entry["format"], entry["precision"],
+            "[green]passed[/green]" if passed else "[red]failed[/red]",
+            _fmt(size / 1e6 if size else None, ".2f"),
+            _fmt(parity.get("max_rel_diff"), ".1e"),
+            _fmt(parity.get("min_cosine"), ".5f"),
+            _fmt(parity.get("top1_agreement"), ".0%"),
+            _fmt((entry.get("seconds") or {}).get("total"), ".0f"),
+            entry.get("file") if passed else f"[red]{entry.get('error') or 'failed'}[/red]",
+        )
+    return table
+
+
+def _log(console):
+    def log(message: str) -> None:
+        style = "yellow" if message.startswith("warning") else "dim"
+        console.print(f"[{style}]{message}[/{style}]", highlight=False)
+
+    return log
+
+
+def export(
+    name: str = typer.Argument(..., help="Model name or alias (see `edgecls models`)."),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="Checkpoint file (.pth/.pt/.safetensors)."),
+    pretrained: bool = typer.Option(False, "--pretrained", help="Use the model's built-in pretrained weights."),
+    formats: Optional[str] = typer.Option(None, "--formats", help="Comma-separated: onnx,openvino,tflite (default: all)."),
+    int8: bool = typer.Option(False, "--int8", help="Also build int8 artifacts (static quantization)."),
+    fp16: bool = typer.Option(False, "--fp16", help="Also build fp16 artifacts."),
+    calib: str = typer.Option("builtin", "--calib", help="Folder of calibration images, or 'builtin'."),
+    calib_size: int = typer.Option(100, "--calib-size", help="Number of calibration images."),
+    resolution: Optional[int] = typer.Option(None, "--resolution", help="Input side (default: the model's)."),
+    batch: int = typer.Option(1, "--batch", help="Static batch size."),
+    dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help="Batch dimension left dynamic."),
+    nhwc: bool = typer.Option(False, "--nhwc", help="Artifacts take channels-last (N, H, W, C) input."),
+    opset: int = typer.Option(18, "--opset", help="ONNX opset (17 or newer)."),
+    target: Optional[str] = typer.Option(None, "--target", help="Target profile: x86-avx2, x86-vnni, arm64 or a .toml."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: out/NAME)."),
+    min_agreement: Optional[float] = typer.Option(
+        None, "--min-agreement", help="Required int8 top-1 agreement with real weights (default 0.95)."),
+) -> None:
+    """Export a model to edge formats, check each artifact against PyTorch, write manifest.json."""
+    from edgecls.export.pipeline import ExportConfig, run_export
+    from edgecls.models import resolve_name
+
+    console = _console()
+    extra = [p for p, wanted in (("fp16", fp16), ("int8", int8)) if wanted]
+    config = ExportConfig(
+        model=name, weights=weights, pretrained=pretrained, formats=formats, extra_precisions=extra, calib=calib,
+        calib_size=calib_size, resolution=resolution, batch=batch, dynamic_batch=dynamic_batch, nhwc=nhwc,
+        opset=opset, target=target, out=out or Path("out") / resolve_name(name), min_agreement=min_agreement,
+    )
+    run = run_export(config, log=_log(console))
+    console.print(results_table(run.artifacts, title=f"{resolve_name(name)} -> {run.out}"))
+    console.print(f"manifest: {run.manifest_path}")
+    if not run.ok:
+        raise typer.Exit(1)
+
+
+def top_labels(path: Path, image_array, k: int = 3) -> list[tuple[str, float]]:
+    """The top-``k`` (label, probability) of an artifact for one preprocessed NCHW image."""
+    from edgecls.export.parity import run_artifact
+    from edgecls.labels import imagenet_labels
+
+    logits, _ = run_artifact(path, image_array[None])
+    return _top(logits[0], k, imagenet_labels())
+
+
+def _top(logits, k: int, labels) -> list[tuple[str, float]]:
+    import numpy as np
+
+    z = np.asarray(logits, dtype=np.float64)
+    probs = np.exp(z - z.max())
+    probs /= probs.sum()
+    order = np.argsort(-probs)[:k]
+    return [(labels[i], float(probs[i])) for i in order]
+
+
+def demo(
+    out: Path = typer.Option(DEMO_OUT, "--out", help="Output folder."),
+    calib_size: int = typer.Option(100, "--calib-size", help="Number of built-in calibration images."),
+) -> None:
+    """Export the built-in pretrained tf_efficientnet_lite0 to every format (fp32 + int8) and classify a photo."""
+    import torch
+    from rich.table import Table
+
+    from edgecls.export.pipeline import ExportConfig, run_export
+    from edgecls.labels import imagenet_labels
+    from edgecls.models import create_model
+    from edgecls.preprocess import builtin_photo_path, load_image, preprocess_for
+
+    console = _console()
+    config = ExportConfig(model=DEMO_MODEL, pretrained=True, extra_precisions=["int8"], calib="builtin",
+                          calib_size=calib_size, out=out)
+    run = run_export(config, log=_log(console))
+    console.print(results_table(run.artifacts, title=f"{DEMO_MODEL} (pretrained) -> {run.out}"))
+
+    model = create_model(DEMO_MODEL, pretrained=True)
+    image = preprocess_for(model.edgecls_info, load_image(builtin_photo_path(DEMO_PHOTO)))
+    with torch.no_grad():
+        reference = model(torch.from_numpy(image[None]))[0].numpy()
+    labels = imagenet_labels()
+    table = Table(title=f"top-3 for the built-in photo '{DEMO_PHOTO}'")
+    for column in ("artifact", "1st", "2nd", "3rd"):
+        table.add_column(column)
+
+    def row(name: str, top: list[tuple[str, float]]) -> None:
+        table.add_row(name, *[f"{label} {prob:.1%}" for label, prob in top])
+
+    row("PyTorch (reference)", _top(reference, 3, labels))
+    for entry in run.artifacts:
+        if entry["status"] == "passed":
+            row(f"{entry['format']} {entry['precision']}", top_labels(run.out / entry["file"], image))
+    console.print(table)
+    console.print(f"manifest: {run.manifest_path}")
+    if not run.ok:
+        raise typer.Exit(1)

@@ -1,0 +1,386 @@
+"""ONNX artifacts: fp32 (torch.onnx + onnxslim), fp16 (own float16 rewrite), int8 (ORT static QDQ).
+
+All three start from one fp32 graph exported once per run into the workdir (``fp32_onnx``), so
+fp16/int8 cost no second PyTorch trace, and the other formats may start from it as well.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import warnings
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecls.errors import InvalidArgumentError, MissingDependencyError
+from edgecls.export.base import ExportRequest, Exporter
+
+INPUT_NAME = "input"
+OUTPUT_NAME = "logits"
+MIN_OPSET = 17  # LayerNormalization (MobileViT, Mobile-Former) is a single op from opset 17 on
+DEFAULT_OPSET = 18  # the dynamo exporter's native opset: no version conversion step
+FP16_MAX = 65504.0
+
+# ONNX inputs that must stay float32 whatever the graph's float type (Resize roi/scales).
+_FLOAT32_ONLY_INPUTS = {"Resize": (1, 2), "Upsample": (1,)}
+
+
+@dataclass
+class OnnxInt8Settings:
+    """Static quantization settings (the ``[onnx.int8]`` table of a target profile).
+
+    The default (u8 activations, s8 weights, reduce_range) is what x86-avx2.toml measured best on
+    an AVX2 machine without VNNI; see that file for the figures.
+    """
+
+    activation_type: str = "uint8"
+    weight_type: str = "int8"
+    reduce_range: bool = True
+    per_channel: bool = True
+    calibrate_method: str = "minmax"  # or "entropy", "percentile"
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any] | None) -> "OnnxInt8Settings":
+        options = dict(options or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise InvalidArgumentError(f"unknown [onnx.int8] setting(s) {', '.join(unknown)}: use {', '.join(sorted(known))}")
+        settings = cls(**options)
+        for name in ("activation_type", "weight_type"):
+            if getattr(settings, name) not in ("uint8", "int8"):
+                raise InvalidArgumentError(f"[onnx.int8] {name} must be 'uint8' or 'int8', not {getattr(settings, name)!r}")
+        if settings.calibrate_method not in ("minmax", "entropy", "percentile"):
+            raise InvalidArgumentError(
+                f"[onnx.int8] calibrate_method must be minmax, entropy or percentile, not {settings.calibrate_method!r}")
+        return settings
+
+
+def request_options(request: ExportRequest, fmt: str) -> dict[str, Any]:
+    """Per-format settings from the target profile, e.g. ``{"int8": {...}, "exporter": "dynamo"}``."""
+    return dict((getattr(request, "options", None) or {}).get(fmt, {}))
+
+
+def _check_onnx_stack() -> None:
+    for module, what in (("onnx", "onnx"), ("onnxslim", "onnxslim"), ("onnxruntime", "onnxruntime")):
+        try:
+            __import__(module)
+        except ImportError:
+            raise MissingDependencyError(f"ONNX export needs {what}: pip install 'edgecls[export]'") from None
+
+
+def channels_last_input(model):
+    """``model`` behind a transpose, so the artifact takes (N, H, W, C) input like camera frames."""
+    import torch
+
+    class ChannelsLastInput(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.inner(x.permute(0, 3, 1, 2))
+
+    return ChannelsLastInput(model).eval()
+
+
+def example_input(request: ExportRequest):
+    import torch
+
+    batch = max(2, request.batch) if request.dynamic_batch else request.batch  # batch 1 would be specialised
+    shape = (batch, request.resolution, request.resolution, 3) if request.nhwc else (batch, 3, request.resolution, request.resolution)
+    return torch.randn(shape, generator=torch.Generator().manual_seed(0))
+
+
+def artifact_metadata(request: ExportRequest, precision: str) -> dict[str, str]:
+    """Everything a consumer needs to feed the artifact, stored in the ONNX file itself."""
+    import edgecls
+
+    info = request.info
+    props = {
+        "name": info.name,
+        "resolution": str(request.resolution),
+        "mean": json.dumps(list(info.mean)),
+        "std": json.dumps(list(info.std)),
+        "crop_pct": str(info.crop_pct),
+        "interpolation": info.interpolation,
+        "layout": "NHWC" if request.nhwc else "NCHW",
+        "precision": precision,
+        "edgecls_version": edgecls.__version__,
+    }
+    num_classes = _num_classes(request)
+    props["num_classes"] = str(num_classes)
+    if num_classes == 1000:
+        try:
+            from edgecls.labels import imagenet_labels
+
+            props["labels"] = json.dumps(list(imagenet_labels()))
+        except MissingDependencyError:
+            pass  # labels are a convenience; the artifact is complete without them
+    return props
+
+
+def _num_classes(request: ExportRequest) -> int:
+    import torch
+
+    with torch.no_grad():  # the output width is the truth, whatever the classifier module is called
+        x = torch.zeros(1, 3, request.resolution, request.resolution)
+        return int(request.model(x).reshape(1, -1).shape[1])
+
+
+def _set_metadata(model, props: dict[str, str]) -> None:
+    import onnx
+
+    # The exporter leaves torch-internal props on the model; the artifact carries edgecls' only.
+    del model.metadata_props[:]
+    onnx.helper.set_model_props(model, props)
+    model.producer_name = "edgecls"
+
+
+def _torch_export(request: ExportRequest, exporter: str):
+    """The raw ModelProto of torch.onnx; ``exporter`` is "dynamo" or "torchscript"."""
+    import io
+
+    import onnx
+    import torch
+
+    model = channels_last_input(request.model) if request.nhwc else request.model
+    x = example_input(request)
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        if exporter == "dynamo":
+            # torch.export-based: the supported exporter since torch 2.9; opsets below 18 go through
+            # onnx's version converter.
+            dynamic = ({0: torch.export.Dim("batch", min=1, max=1024)},) if request.dynamic_batch else None
+            program = torch.onnx.export(model, (x,), dynamo=True, opset_version=request.opset, input_names=[INPUT_NAME],
+                                        output_names=[OUTPUT_NAME], dynamic_shapes=dynamic, verbose=False,
+                                        optimize=True, external_data=False)
+            return program.model_proto
+        if exporter == "torchscript":
+            buffer = io.BytesIO()
+            axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if request.dynamic_batch else None
+            torch.onnx.export(model, (x,), buffer, dynamo=False, opset_version=request.opset, input_names=[INPUT_NAME],
+                              output_names=[OUTPUT_NAME], dynamic_axes=axes, do_constant_folding=True)
+            return onnx.load_from_string(buffer.getvalue())
+    raise InvalidArgumentError(f"[onnx] exporter must be 'dynamo' or 'torchscript', not {exporter!r}")
+
+
+def export_fp32_model(request: ExportRequest):
+    """The simplified fp32 ModelProto, with edgecls metadata; raises when the graph is invalid."""
+    import onnx
+    import onnxslim
+
+    _check_onnx_stack()
+    if request.opset < MIN_OPSET:
+        raise InvalidArgumentError(f"--opset {request.opset} is too old: use {MIN_OPSET} or newer")
+    exporter = request_options(request, "onnx").get("exporter", "dynamo")
+    try:
+        model = _torch_export(request, exporter)
+    except InvalidArgumentError:
+        raise
+    except Exception as exc:
+        if exporter != "dynamo":
+            raise
+        # Some graphs (data-dependent shapes) defeat torch.export; the TorchScript tracer sees them
+        # as one concrete path, which is what an inference artifact needs anyway.
+        logging.getLogger("edgecls.export").warning("dynamo ONNX export failed (%s); retrying with TorchScript",
+                                                    str(exc).splitlines()[0][:200])
+        exporter = "torchscript"
+        model = _torch_export(request, exporter)
+    # onnxslim folds the exporter's leftovers (shape arithmetic on static shapes, Identity/Cast
+    # chains, Conv+BN not yet fused by the TorchScript path) into a plain graph: a smaller file,
+    # cleaner Conv->Relu patterns for the int8 quantizer to fuse, and fewer odd ops for the
+    # converters that start from this graph.
+    model = onnxslim.slim(model)
+    _set_metadata(model, artifact_metadata(request, "fp32"))
+    model.doc_string = f"exported by torch.onnx ({exporter})"
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def fp32_onnx(request: ExportRequest) -> Path:
+    """Path of the run's fp32 ONNX for ``request`` (exported on first use, reused afterwards)."""
+    import onnx
+
+    tag = f"{request.info.name}_{request.resolution}_{'dyn' if request.dynamic_batch else f'b{request.batch}'}" \
+          f"_{'nhwc' if request.nhwc else 'nchw'}_op{request.opset}"
+    path = Path(request.workdir) / f"shared_fp32_{tag}.onnx"
+    if not path.is_file():
+        model = export_fp32_model(request)
+        partial = path.with_suffix(".partial")
+        onnx.save(model, str(partial))
+        partial.replace(path)
+    return path
+
+
+def convert_to_fp16(model):
+    """A float16 copy of ``model`` whose input and output stay float32 (keep_io_types).
+
+    onnxconverter-common is not a dependency, and onnx has no float16 converter of its own; these
+    inference graphs need only the simple rewrite below: float32 initializers and constants become
+    float16 (clipped to its range), Casts to float become Casts to float16, a Cast follows the input
+    and precedes the output. float32 I/O means every artifact of a model is fed the same arrays.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    graph = model.graph
+    for node in graph.node:
+        if any(attr.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for attr in node.attribute):
+            raise NotImplementedError(f"float16 conversion of control flow ({node.op_type}) is not supported")
+    keep_fp32 = {node.input[i] for node in graph.node for i in _FLOAT32_ONLY_INPUTS.get(node.op_type, ())
+                 if i < len(node.input) and node.input[i]}
+
+    def to_fp16(tensor):
+        array = numpy_helper.to_array(tensor)
+        array = np.clip(array, -FP16_MAX, FP16_MAX).astype(np.float16)
+        return numpy_helper.from_array(array, tensor.name)
+
+    for init in graph.initializer:
+        if init.data_type == TensorProto.FLOAT and init.name not in keep_fp32:
+            init.CopyFrom(to_fp16(init))
+    for node in graph.node:
+        for attr in node.attribute:
+            if node.op_type == "Cast" and attr.name == "to" and attr.i == TensorProto.FLOAT:
+                attr.i = TensorProto.FLOAT16
+            elif (node.op_type in ("Constant", "ConstantOfShape") and attr.name == "value"
+                  and attr.t.data_type == TensorProto.FLOAT and node.output[0] not in keep_fp32):
+                attr.t.CopyFrom(to_fp16(attr.t))
+        if node.op_type == "Constant" and node.output[0] not in keep_fp32:
+            for attr in node.attribute:
+                if attr.name in ("value_float", "value_floats"):
+                    values = [attr.f] if attr.name == "value_float" else list(attr.floats)
+                    array = np.clip(np.array(values, dtype=np.float32), -FP16_MAX, FP16_MAX).astype(np.float16)
+                    tensor = numpy_helper.from_array(array if attr.name == "value_floats" else array.reshape(()))
+                    node.attribute.remove(attr)
+                    node.attribute.append(helper.make_attribute("value", tensor))
+                    break
+
+    renamed = {}
+    for value in graph.input:
+        if value.type.tensor_type.elem_type == TensorProto.FLOAT:
+            renamed[value.name] = f"{value.name}_fp16"
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            if name in renamed:
+                node.input[i] = renamed[name]
+    casts_in = [helper.make_node("Cast", [name], [new], to=TensorProto.FLOAT16, name=f"{name}_to_fp16")
+                for name, new in renamed.items()]
+    casts_out = []
+    for value in graph.output:
+        if value.type.tensor_type.elem_type != TensorProto.FLOAT:
+            continue
+        inner = f"{value.name}_fp16"
+        for node in graph.node:
+            for i, name in enumerate(node.output):
+                if name == value.name:
+                    node.output[i] = inner
+            for i, name in enumerate(node.input):
+                if name == value.name:
+                    node.input[i] = inner
+        casts_out.append(helper.make_node("Cast", [inner], [value.name], to=TensorProto.FLOAT, name=f"{value.name}_to_fp32"))
+    nodes = casts_in + list(graph.node) + casts_out
+    del graph.node[:]
+    graph.node.extend(nodes)
+    # Intermediate types are stale; shape inference recomputes them from the new initializers.
+    del graph.value_info[:]
+    model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+class _ArrayReader:
+    """Feeds calibration arrays to ORT's calibrator in the artifact's batch and layout."""
+
+    def __init__(self, calibration: np.ndarray, batch: int, nhwc: bool) -> None:
+        data = np.ascontiguousarray(calibration.transpose(0, 2, 3, 1) if nhwc else calibration, dtype=np.float32)
+        usable = len(data) - len(data) % batch if len(data) >= batch else 0
+        if usable == 0:
+            data = np.repeat(data, -(-batch // len(data)), axis=0)[:batch]
+            usable = batch
+        self._batches = [data[i:i + batch] for i in range(0, usable, batch)]
+        self._index = 0
+
+    def get_next(self):
+        if self._index >= len(self._batches):
+            return None
+        self._index += 1
+        return {INPUT_NAME: self._batches[self._index - 1]}
+
+    def rewind(self) -> None:
+        self._index = 0
+
+
+def quantize_int8(fp32_path: Path, dest: Path, request: ExportRequest, settings: OnnxInt8Settings) -> dict:
+    """Static QDQ int8 of the fp32 ONNX at ``fp32_path`` into ``dest``; returns the settings used."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if request.calibration is None or len(request.calibration) == 0:
+        raise InvalidArgumentError("int8 export needs calibration images: pass --calib DIR or --calib builtin")
+    workdir = Path(request.workdir)
+    prepared = workdir / f"{dest.stem}.pre.onnx"
+    # Symbolic shape inference + ORT's basic graph optimizations first: the quantizer needs
+    # every tensor's shape and works best on a graph where Conv+BN and friends are already one op.
+    quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=False)
+
+    reader_cls = type("ArrayReader", (_ArrayReader, CalibrationDataReader), {})
+    batch = 1 if request.dynamic_batch else request.batch
+    reader = reader_cls(request.calibration, batch, request.nhwc)
+    qtype = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
+    method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+              "percentile": CalibrationMethod.Percentile}[settings.calibrate_method]
+    partial = workdir / f"{dest.stem}.quant.onnx"
+    quantize_static(
+        str(prepared), str(partial), reader,
+        quant_format=QuantFormat.QDQ,
+        per_channel=settings.per_channel,
+        reduce_range=settings.reduce_range,
+        activation_type=qtype[settings.activation_type],
+        weight_type=qtype[settings.weight_type],
+        calibrate_method=method,
+        calibration_providers=["CPUExecutionProvider"],
+    )
+    model = onnx.load(str(partial))
+    props = artifact_metadata(request, "int8")
+    props["quantization"] = json.dumps(vars(settings))
+    _set_metadata(model, props)
+    onnx.save(model, str(dest))
+    for scratch in (prepared, partial):
+        scratch.unlink(missing_ok=True)
+    return vars(settings)
+
+
+class OnnxExporter(Exporter):
+    format = "onnx"
+    suffix = ".onnx"
+    extra = "export"
+
+    def export(self, request: ExportRequest, precision: str, dest: Path) -> None:
+        import onnx
+
+        dest = Path(dest)
+        fp32 = fp32_onnx(request)
+        if precision == "fp32":
+            shutil.copyfile(fp32, dest)
+        elif precision == "fp16":
+            model = convert_to_fp16(onnx.load(str(fp32)))
+            props = {p.key: p.value for p in model.metadata_props}
+            props["precision"] = "fp16"
+            _set_metadata(model, props)
+            onnx.save(model, str(dest))
+        elif precision == "int8":
+            settings = OnnxInt8Settings.from_options(request_options(request, "onnx").get("int8"))
+            quantize_int8(fp32, dest, request, settings)
+        else:
+            raise InvalidArgumentError(f"ONNX has no precision {precision!r}: use fp32, fp16 or int8")
+
+
+EXPORTER = OnnxExporter

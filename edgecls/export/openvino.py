@@ -1,0 +1,228 @@
+"""OpenVINO IR (.xml + .bin): fp32, fp16 (compressed weights) and int8 (NNCF post-training quantization).
+
+Conversion goes straight from the PyTorch module with OpenVINO's PyTorch frontend, not from the
+fp32 ONNX of the ONNX format: that keeps this format independent of another exporter's file, its
+opset and its graph clean-ups (onnxslim), so a failure of one format cannot break the other, and
+it is the path OpenVINO itself maintains as primary. The module is captured with
+``torch.export`` (symbolic batch dimension, the capture torch keeps developing); a model that
+torch.export rejects (data-dependent Python control flow) falls back to TorchScript tracing,
+which OpenVINO's frontend has supported the longest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from edgecls.errors import InvalidArgumentError, MissingDependencyError
+from edgecls.export.base import ExportRequest, Exporter
+
+# Families whose blocks mix convolutions with attention: NNCF's transformer mode keeps the
+# attention internals (softmax, layer norms, the score matmuls' outlier-heavy inputs) in float and
+# applies SmoothQuant, which keeps int8 accuracy close to fp32 where the CNN defaults lose it.
+TRANSFORMER_FAMILIES = frozenset({"mobilevit", "mobileformer"})
+
+
+@contextlib.contextmanager
+def _telemetry_disabled() -> Iterator[None]:
+    """OpenVINO's converter and NNCF send usage telemetry unless a consent file says no; an
+    export must not touch the network, so switch both off for the duration of the call (they
+    honour these variables: ovc skips telemetry in CI, NNCF picks its stub at import)."""
+    saved = {key: os.environ.get(key) for key in ("CI", "NNCF_CI")}
+    os.environ["CI"] = "true"
+    os.environ["NNCF_CI"] = "1"
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _import_openvino():
+    try:
+        import openvino as ov
+    except ImportError:
+        raise MissingDependencyError("OpenVINO export needs openvino: pip install 'edgecls[export]'") from None
+    return ov
+
+
+def _example_batch(request: ExportRequest, size: int):
+    """Real calibration images as the trace example when there are any (a random tensor can
+    steer data-dependent code down a path real inputs never take)."""
+    import torch
+
+    shape = (size, 3, request.resolution, request.resolution)
+    calibration = None if request.calibration is None else np.asarray(request.calibration, dtype=np.float32)
+    if calibration is not None and len(calibration) and calibration.shape[1:] == shape[1:]:
+        rows = np.resize(calibration, shape)
+        return torch.from_numpy(np.ascontiguousarray(rows))
+    return torch.randn(shape, generator=torch.Generator().manual_seed(0))
+
+
+def _converted_fp32(ov: Any, request: ExportRequest) -> tuple[Any, str]:
+    """The plain fp32 conversion, made once per export run: the pipeline calls each precision in
+    its own process, so the first one leaves the IR in the run's workdir for the others."""
+    batch_tag = "dyn" if request.dynamic_batch else f"b{int(request.batch)}"
+    cached = Path(request.workdir) / f"openvino_fp32_{request.resolution}_{batch_tag}.xml"
+    if cached.is_file() and cached.with_suffix(".bin").is_file():
+        ov_model = ov.Core().read_model(str(cached))
+        return ov_model, ov_model.get_rt_info(["edgecls", "converter"]).astype(str)
+    ov_model, converter = _convert(ov, request)
+    ov_model.set_rt_info(converter, ["edgecls", "converter"])
+    # Write under a temporary name and rename the .xml last, so a reader never sees half an IR.
+    partial = cached.with_name(f"{cached.stem}.{os.getpid()}.partial.xml")
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    ov.save_model(ov_model, str(partial), compress_to_fp16=False)
+    os.replace(partial.with_suffix(".bin"), cached.with_suffix(".bin"))
+    os.replace(partial, cached)
+    return ov_model, converter
+
+
+def _convert(ov: Any, request: ExportRequest) -> tuple[Any, str]:
+    """fp32 ov.Model with NCHW input of batch -1 (dynamic) or request.batch; and how it was captured."""
+    import torch
+
+    resolution = request.resolution
+    batch = -1 if request.dynamic_batch else int(request.batch)
+    input_shape = [(batch, 3, resolution, resolution)]
+    model = request.model.eval()
+    try:
+        if request.dynamic_batch:
+            # torch.export specializes sizes 0 and 1, so a symbolic batch needs an example of 2.
+            example = _example_batch(request, 2)
+            dynamic = ({0: torch.export.Dim("batch", min=1, max=65536)},)
+        else:
+            example = _example_batch(request, batch)
+            dynamic = None
+        with torch.no_grad():
+            program = torch.export.export(model, (example,), dynamic_shapes=dynamic)
+        with _telemetry_disabled():
+            return ov.convert_model(program, input=input_shape), "torch.export"
+    except Exception as export_error:  # noqa: BLE001 - any capture failure gets the second route
+        reason = (str(export_error).strip().splitlines() or [type(export_error).__name__])[0][:160]
+    with torch.no_grad(), _telemetry_disabled():
+        converted = ov.convert_model(model, example_input=_example_batch(request, max(batch, 1)), input=input_shape)
+    converted.set_rt_info(reason, ["edgecls", "torch_export_failure"])
+    return converted, "torch.jit.trace"
+
+
+def _is_attention_model(request: ExportRequest) -> bool:
+    family = getattr(request.info, "family", "")
+    return family in TRANSFORMER_FAMILIES
+
+
+def _checked_calibration(request: ExportRequest) -> np.ndarray:
+    calibration = request.calibration
+    if calibration is None or len(calibration) == 0:
+        raise InvalidArgumentError("int8 export needs calibration images: pass a calibration folder or keep the built-in photos")
+    calibration = np.asarray(calibration, dtype=np.float32)
+    expected = (3, request.resolution, request.resolution)
+    if calibration.ndim != 4 or calibration.shape[1:] != expected:
+        raise InvalidArgumentError(
+            f"calibration arrays must be (N, {', '.join(map(str, expected))}) NCHW, got {calibration.shape}"
+        )
+    return calibration
+
+
+def _quantize(ov_model: Any, request: ExportRequest, batch: int) -> Any:
+    calibration = _checked_calibration(request)
+    expected = calibration.shape[1:]
+    with _telemetry_disabled():
+        import nncf
+
+        # A static batch graph takes exactly `batch` images per call; wrap around to fill the last one.
+        count = max(1, -(-len(calibration) // batch))
+        batches = [np.ascontiguousarray(np.resize(calibration, (count * batch, *expected))[i * batch:(i + 1) * batch])
+                   for i in range(count)]
+        options: dict[str, Any] = {}
+        if _is_attention_model(request):
+            options["model_type"] = nncf.ModelType.TRANSFORMER
+        return nncf.quantize(
+            ov_model,
+            nncf.Dataset(batches),
+            subset_size=len(batches),
+            # The fast variant: the full bias correction is slower and known to hang on
+            # transformer graphs, and its gain on these small CNNs is within noise.
+            fast_bias_correction=True,
+            **options,
+        )
+
+
+def _to_channels_last(ov: Any, ov_model: Any) -> Any:
+    """Input becomes (N, H, W, C) with a Transpose in front; the network inside stays NCHW."""
+    from openvino.preprocess import PrePostProcessor
+
+    ppp = PrePostProcessor(ov_model)
+    ppp.input().tensor().set_layout(ov.Layout("NHWC"))
+    ppp.input().model().set_layout(ov.Layout("NCHW"))
+    return ppp.build()
+
+
+def _write_metadata(ov_model: Any, request: ExportRequest, precision: str, converter: str) -> None:
+    import edgecls
+
+    info = request.info
+    fields = {
+        "model": info.name,
+        "family": info.family,
+        "resolution": request.resolution,
+        "mean": ",".join(f"{v:g}" for v in info.mean),
+        "std": ",".join(f"{v:g}" for v in info.std),
+        "crop_pct": info.crop_pct,
+        "interpolation": info.interpolation,
+        "layout": "NHWC" if request.nhwc else "NCHW",
+        "precision": precision,
+        "num_classes": ov_model.output(0).get_partial_shape()[-1].get_length(),
+        "converter": converter,
+        "edgecls_version": edgecls.__version__,
+    }
+    for key, value in fields.items():
+        ov_model.set_rt_info(str(value), ["edgecls", key])
+
+
+class OpenVinoExporter(Exporter):
+    format = "openvino"
+    suffix = ".xml"
+    extra = "export"
+
+    def export(self, request: ExportRequest, precision: str, dest: Path) -> None:
+        if precision not in self.precisions:
+            raise InvalidArgumentError(f"OpenVINO precision must be one of {', '.join(self.precisions)}, not '{precision}'")
+        if precision == "int8":
+            _checked_calibration(request)  # fail before the slow conversion
+        ov = _import_openvino()
+        ov_model, converter = _converted_fp32(ov, request)
+        if len(ov_model.inputs) != 1 or len(ov_model.outputs) != 1:
+            raise InvalidArgumentError(
+                f"{request.info.name} has {len(ov_model.inputs)} inputs and {len(ov_model.outputs)} outputs "
+                "after conversion; an image classifier needs one of each"
+            )
+        if precision == "int8":
+            # Quantize the NCHW graph, before the layout change, so calibration arrays fit as they are.
+            ov_model = _quantize(ov_model, request, 1 if request.dynamic_batch else int(request.batch))
+        if request.nhwc:
+            ov_model = _to_channels_last(ov, ov_model)
+        # Stable tensor names, whatever the capture called them (torch.export uses the argument name).
+        ov_model.input(0).get_tensor().set_names({"input"})
+        ov_model.output(0).get_tensor().set_names({"logits"})
+        ov_model.set_friendly_name(request.info.name)
+        _write_metadata(ov_model, request, precision, converter)
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        # save_model compresses weights to fp16 by default; only the fp16 artifact asks for it, so
+        # fp32 stays exact and int8 differs from fp32 by quantization alone (NNCF already stores
+        # the quantized weights as int8 constants).
+        ov.save_model(ov_model, str(dest), compress_to_fp16=(precision == "fp16"))
+
+    def side_files(self, dest: Path) -> list[Path]:
+        return [Path(dest).with_suffix(".bin")]
+
+
+EXPORTER = OpenVinoExporter
