@@ -283,120 +283,109 @@ def efficientnet_lite0_weights_path() -> str:
     return str(files[0])
 
 
-def _efficientnet(variant: str, num_classes: int, tf_ported: bool = False, **kwargs) -> EfficientNet:
-    width, depth, _, dropout = EFFICIENTNET_SCALING[variant]
-    eps = TF_BN_EPS if tf_ported else TORCH_BN_EPS
-    config = EfficientNetConfig(width=width, depth=depth, dropout=dropout, tf_same=tf_ported, bn_eps=eps)
+def _build(variant: str, num_classes: int, tf_same: bool = False, bn_eps: float = TORCH_BN_EPS,
+           **kwargs) -> EfficientNet:
+    lite = variant in EFFICIENTNET_LITE_SCALING
+    width, depth, _, dropout = (EFFICIENTNET_LITE_SCALING if lite else EFFICIENTNET_SCALING)[variant]
+    config = EfficientNetConfig(width=width, depth=depth, dropout=dropout, lite=lite, tf_same=tf_same, bn_eps=bn_eps)
     return EfficientNet(config, num_classes=num_classes, **kwargs)
 
 
-def _efficientnet_lite(variant: str, num_classes: int, tf_ported: bool = False, **kwargs) -> EfficientNet:
-    width, depth, _, dropout = EFFICIENTNET_LITE_SCALING[variant]
-    eps = TF_BN_EPS if tf_ported else TORCH_BN_EPS
-    config = EfficientNetConfig(width=width, depth=depth, dropout=dropout, lite=True, tf_same=tf_ported, bn_eps=eps)
-    return EfficientNet(config, num_classes=num_classes, **kwargs)
+def _resolution(variant: str) -> int:
+    return {**EFFICIENTNET_SCALING, **EFFICIENTNET_LITE_SCALING}[variant][2]
 
 
-# torchvision's B0-B4 weights were trained in PyTorch (eps 1e-5); its B5-B7 are TF ports whose
-# network keeps eps 1e-3 but symmetric padding. top1 is torchvision's (the paper's ports for
-# B1 onwards: IMAGENET1K_V1), crop_pct its eval resize/crop at the paper's resolution.
-_TORCHVISION_TF_EPS = {"b5", "b6", "b7"}
-
-
-def _torchvision_efficientnet(variant: str, num_classes: int, **kwargs) -> EfficientNet:
-    width, depth, _, dropout = EFFICIENTNET_SCALING[variant]
-    eps = TF_BN_EPS if variant in _TORCHVISION_TF_EPS else TORCH_BN_EPS
-    config = EfficientNetConfig(width=width, depth=depth, dropout=dropout, bn_eps=eps)
-    return EfficientNet(config, num_classes=num_classes, **kwargs)
-
-
-@register_model(resolution=224, references=("torchvision:efficientnet_b0", "timm:efficientnet_b0"), top1=77.692,
-                paper_madds=390, crop_pct=0.875, interpolation="bicubic")
+# efficientnet_bN are torchvision's networks: PyTorch padding. Its B0-B4 weights were trained in
+# PyTorch (eps 1e-5); B5-B7 are TF ports that keep eps 1e-3 but run with symmetric padding.
+# top1 is torchvision's (for B1 the paper port, IMAGENET1K_V1); crop_pct is its eval resize/crop,
+# at the paper's resolution where torchvision evaluates larger (B2: 288).
+@register_model(resolution=_resolution("b0"), references=("torchvision:efficientnet_b0", "timm:efficientnet_b0"),
+                top1=77.692, paper_madds=390, crop_pct=0.875, interpolation="bicubic")
 def efficientnet_b0(num_classes: int = 1000, **kwargs) -> EfficientNet:
-    return _torchvision_efficientnet("b0", num_classes, **kwargs)
+    return _build("b0", num_classes, **kwargs)
 
 
-@register_model(resolution=240, references=("torchvision:efficientnet_b1",), top1=78.642, paper_madds=700,
-                crop_pct=240 / 256, interpolation="bicubic")
+@register_model(resolution=_resolution("b1"), references=("torchvision:efficientnet_b1",), top1=78.642,
+                paper_madds=700, crop_pct=240 / 256, interpolation="bicubic")
 def efficientnet_b1(num_classes: int = 1000, **kwargs) -> EfficientNet:
-    return _torchvision_efficientnet("b1", num_classes, **kwargs)
+    return _build("b1", num_classes, **kwargs)
 
 
-@register_model(resolution=260, references=("torchvision:efficientnet_b2",), top1=80.608, paper_madds=1000,
-                crop_pct=1.0, interpolation="bicubic")
+@register_model(resolution=_resolution("b2"), references=("torchvision:efficientnet_b2",), top1=80.608,
+                paper_madds=1000, crop_pct=1.0, interpolation="bicubic")
 def efficientnet_b2(num_classes: int = 1000, **kwargs) -> EfficientNet:
-    return _torchvision_efficientnet("b2", num_classes, **kwargs)
+    return _build("b2", num_classes, **kwargs)
 
 
-@register_model(resolution=300, references=("torchvision:efficientnet_b3",), top1=82.008, paper_madds=1800,
-                crop_pct=300 / 320, interpolation="bicubic")
+@register_model(resolution=_resolution("b3"), references=("torchvision:efficientnet_b3",), top1=82.008,
+                paper_madds=1800, crop_pct=300 / 320, interpolation="bicubic")
 def efficientnet_b3(num_classes: int = 1000, **kwargs) -> EfficientNet:
-    return _torchvision_efficientnet("b3", num_classes, **kwargs)
+    return _build("b3", num_classes, **kwargs)
 
 
-@register_model(resolution=380, references=("torchvision:efficientnet_b4",), top1=83.384, paper_madds=4200,
-                crop_pct=380 / 384, interpolation="bicubic")
+@register_model(resolution=_resolution("b4"), references=("torchvision:efficientnet_b4",), top1=83.384,
+                paper_madds=4200, crop_pct=380 / 384, interpolation="bicubic")
 def efficientnet_b4(num_classes: int = 1000, **kwargs) -> EfficientNet:
-    return _torchvision_efficientnet("b4", num_classes, **kwargs)
+    return _build("b4", num_classes, **kwargs)
 
 
-@register_model(resolution=456, references=("torchvision:efficientnet_b5",), top1=83.444, paper_madds=9900,
-                crop_pct=1.0, interpolation="bicubic")
+@register_model(resolution=_resolution("b5"), references=("torchvision:efficientnet_b5",), top1=83.444,
+                paper_madds=9900, crop_pct=1.0, interpolation="bicubic")
 def efficientnet_b5(num_classes: int = 1000, **kwargs) -> EfficientNet:
-    return _torchvision_efficientnet("b5", num_classes, **kwargs)
+    return _build("b5", num_classes, bn_eps=TF_BN_EPS, **kwargs)
 
 
-@register_model(resolution=528, references=("torchvision:efficientnet_b6",), top1=84.008, paper_madds=19000,
-                crop_pct=1.0, interpolation="bicubic")
+@register_model(resolution=_resolution("b6"), references=("torchvision:efficientnet_b6",), top1=84.008,
+                paper_madds=19000, crop_pct=1.0, interpolation="bicubic")
 def efficientnet_b6(num_classes: int = 1000, **kwargs) -> EfficientNet:
-    return _torchvision_efficientnet("b6", num_classes, **kwargs)
+    return _build("b6", num_classes, bn_eps=TF_BN_EPS, **kwargs)
 
 
-@register_model(resolution=600, references=("torchvision:efficientnet_b7",), top1=84.122, paper_madds=37000,
-                crop_pct=1.0, interpolation="bicubic")
+@register_model(resolution=_resolution("b7"), references=("torchvision:efficientnet_b7",), top1=84.122,
+                paper_madds=37000, crop_pct=1.0, interpolation="bicubic")
 def efficientnet_b7(num_classes: int = 1000, **kwargs) -> EfficientNet:
-    return _torchvision_efficientnet("b7", num_classes, **kwargs)
+    return _build("b7", num_classes, bn_eps=TF_BN_EPS, **kwargs)
 
 
-@register_model(resolution=224, references=("timm:tf_efficientnet_b0",), top1=76.85, paper_madds=390,
-                crop_pct=0.875, interpolation="bicubic")
+@register_model(resolution=_resolution("b0"), references=("timm:tf_efficientnet_b0",), top1=76.85,
+                paper_madds=390, crop_pct=0.875, interpolation="bicubic")
 def tf_efficientnet_b0(num_classes: int = 1000, **kwargs) -> EfficientNet:
-    return _efficientnet("b0", num_classes, tf_ported=True, **kwargs)
+    return _build("b0", num_classes, tf_same=True, bn_eps=TF_BN_EPS, **kwargs)
 
 
-# timm's own Lite0 training (PyTorch padding); paper_madds from the TF EfficientNet-Lite README.
-@register_model(resolution=224, references=("timm:efficientnet_lite0",), top1=75.5, paper_madds=407,
-                crop_pct=0.875, interpolation="bicubic")
+# timm's own Lite0 training (PyTorch padding). Lite paper_madds are the TF EfficientNet-Lite README's.
+@register_model(resolution=_resolution("lite0"), references=("timm:efficientnet_lite0",), top1=75.5,
+                paper_madds=407, crop_pct=0.875, interpolation="bicubic")
 def efficientnet_lite0(num_classes: int = 1000, **kwargs) -> EfficientNet:
-    return _efficientnet_lite("lite0", num_classes, **kwargs)
+    return _build("lite0", num_classes, **kwargs)
 
 
-@register_model(resolution=224, references=("timm:tf_efficientnet_lite0",), top1=74.83, paper_madds=407,
-                mean=INCEPTION_MEAN, std=INCEPTION_STD, crop_pct=0.875, interpolation="bicubic",
+@register_model(resolution=_resolution("lite0"), references=("timm:tf_efficientnet_lite0",), top1=74.83,
+                paper_madds=407, mean=INCEPTION_MEAN, std=INCEPTION_STD, crop_pct=0.875, interpolation="bicubic",
                 pretrained=efficientnet_lite0_weights_path)
 def tf_efficientnet_lite0(num_classes: int = 1000, **kwargs) -> EfficientNet:
-    return _efficientnet_lite("lite0", num_classes, tf_ported=True, **kwargs)
+    return _build("lite0", num_classes, tf_same=True, bn_eps=TF_BN_EPS, **kwargs)
 
 
-@register_model(resolution=240, references=("timm:tf_efficientnet_lite1",), top1=76.67, paper_madds=631,
-                mean=INCEPTION_MEAN, std=INCEPTION_STD, crop_pct=0.882, interpolation="bicubic")
+@register_model(resolution=_resolution("lite1"), references=("timm:tf_efficientnet_lite1",), top1=76.67,
+                paper_madds=631, mean=INCEPTION_MEAN, std=INCEPTION_STD, crop_pct=0.882, interpolation="bicubic")
 def tf_efficientnet_lite1(num_classes: int = 1000, **kwargs) -> EfficientNet:
-    return _efficientnet_lite("lite1", num_classes, tf_ported=True, **kwargs)
+    return _build("lite1", num_classes, tf_same=True, bn_eps=TF_BN_EPS, **kwargs)
 
 
-@register_model(resolution=260, references=("timm:tf_efficientnet_lite2",), top1=77.48, paper_madds=899,
-                mean=INCEPTION_MEAN, std=INCEPTION_STD, crop_pct=0.890, interpolation="bicubic")
+@register_model(resolution=_resolution("lite2"), references=("timm:tf_efficientnet_lite2",), top1=77.48,
+                paper_madds=899, mean=INCEPTION_MEAN, std=INCEPTION_STD, crop_pct=0.890, interpolation="bicubic")
 def tf_efficientnet_lite2(num_classes: int = 1000, **kwargs) -> EfficientNet:
-    return _efficientnet_lite("lite2", num_classes, tf_ported=True, **kwargs)
+    return _build("lite2", num_classes, tf_same=True, bn_eps=TF_BN_EPS, **kwargs)
 
 
-@register_model(resolution=300, references=("timm:tf_efficientnet_lite3",), top1=79.83, paper_madds=1440,
-                mean=INCEPTION_MEAN, std=INCEPTION_STD, crop_pct=0.904, interpolation="bilinear")
+@register_model(resolution=_resolution("lite3"), references=("timm:tf_efficientnet_lite3",), top1=79.83,
+                paper_madds=1440, mean=INCEPTION_MEAN, std=INCEPTION_STD, crop_pct=0.904, interpolation="bilinear")
 def tf_efficientnet_lite3(num_classes: int = 1000, **kwargs) -> EfficientNet:
-    return _efficientnet_lite("lite3", num_classes, tf_ported=True, **kwargs)
+    return _build("lite3", num_classes, tf_same=True, bn_eps=TF_BN_EPS, **kwargs)
 
 
-@register_model(resolution=380, references=("timm:tf_efficientnet_lite4",), top1=81.54, paper_madds=2640,
-                mean=INCEPTION_MEAN, std=INCEPTION_STD, crop_pct=0.920, interpolation="bilinear")
+@register_model(resolution=_resolution("lite4"), references=("timm:tf_efficientnet_lite4",), top1=81.54,
+                paper_madds=2640, mean=INCEPTION_MEAN, std=INCEPTION_STD, crop_pct=0.920, interpolation="bilinear")
 def tf_efficientnet_lite4(num_classes: int = 1000, **kwargs) -> EfficientNet:
-    return _efficientnet_lite("lite4", num_classes, tf_ported=True, **kwargs)
+    return _build("lite4", num_classes, tf_same=True, bn_eps=TF_BN_EPS, **kwargs)
