@@ -20,8 +20,10 @@ from edgecls.export.base import ExportRequest  # noqa: E402
 from edgecls.export.openvino import EXPORTER, OpenVinoExporter  # noqa: E402
 from edgecls.preprocess import BUILTIN_PHOTOS, builtin_photo_path, load_image, preprocess  # noqa: E402
 
-MODEL = "squeezenet1_1"
-RESOLUTION = 64
+# Real ImageNet weights (shipped by an installed package) on real photos: random weights give
+# near-constant logits, which would let a wrong layout or a broken calibration pass unnoticed.
+MODEL = "tf_efficientnet_lite0"
+RESOLUTION = 96
 CALIBRATION_CROPS = (1.0, 0.875, 0.6, 0.45)  # 9 photos x 4 crops = 36 calibration images
 HOLDOUT_CROP = 0.75  # a crop calibration never saw
 
@@ -37,9 +39,10 @@ def info():
 
 
 @pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return edgecls.create_model(MODEL)
+def model(info):
+    if info.pretrained is None:
+        pytest.skip(f"{MODEL} has no built-in weights here")
+    return edgecls.create_model(MODEL, pretrained=True)
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +63,9 @@ def holdout(photos, info) -> np.ndarray:
 @pytest.fixture(scope="module")
 def reference(model, holdout) -> np.ndarray:
     with torch.no_grad():
-        return model(torch.from_numpy(holdout)).numpy()
+        logits = model(torch.from_numpy(holdout)).numpy()
+    assert len(set(logits.argmax(1).tolist())) >= 5, "the photos should get different classes"
+    return logits
 
 
 def make_request(model, info, calibration, workdir: Path, *, batch=1, dynamic=True, nhwc=False) -> ExportRequest:
@@ -110,13 +115,15 @@ def test_fp16_weights_keep_the_outputs(exported, holdout, reference):
 def test_int8_calibrated_on_photos_stays_close(exported, holdout, reference):
     fp32, int8 = exported("fp32"), exported("int8")
     assert int8.with_suffix(".bin").stat().st_size < 0.35 * fp32.with_suffix(".bin").stat().st_size
-    out = OpenVinoRunner(int8, threads=1).run(holdout)
+    runner = OpenVinoRunner(int8, threads=1)
+    assert runner.metadata["int8_overflow_fix"] == "enable" and runner.metadata["int8_model_type"] == "cnn"
+    out = runner.run(holdout)
     cosine = row_cosine(out, reference)
     agree = float((out.argmax(1) == reference.argmax(1)).mean())
     print(f"\n{MODEL}@{RESOLUTION} int8: mean cosine {cosine.mean():.5f}, min {cosine.min():.5f}, top-1 agreement {agree:.2f}")
-    # Measured 0.9998 mean; 0.995 leaves room for other CPUs' int8 kernels, but a broken
-    # calibration (wrong normalization, wrong layout) lands far below.
-    assert cosine.mean() >= 0.995 and cosine.min() >= 0.99, f"int8 cosine per image: {np.round(cosine, 4)}"
+    # Measured on an AVX2 CPU: mean 0.978, min 0.913 (the least confident photos), top-1 8/9.
+    # A broken calibration (wrong normalization or layout) lands far below these bounds.
+    assert cosine.mean() >= 0.96 and cosine.min() >= 0.85, f"int8 cosine per image: {np.round(cosine, 4)}"
     assert agree >= 7 / 9
 
 
@@ -172,6 +179,13 @@ def test_user_errors_are_one_line(tmp_path, model, info, calibration):
         exporter.export(make_request(model, info, None, tmp_path), "int8", tmp_path / "x.xml")
     with pytest.raises(InvalidArgumentError, match="calibration"):
         exporter.export(make_request(model, info, calibration[:, :, :32], tmp_path), "int8", tmp_path / "x.xml")
+    for options, message in (({"openvino": {"int8": {"overflow_fix": "sometimes"}}}, "overflow_fix"),
+                             ({"openvino": {"int8": {"bits": 4}}}, "unknown"),
+                             ({"openvino": {"quantize": {}}}, "unknown")):
+        request = make_request(model, info, calibration, tmp_path)
+        request.options = options
+        with pytest.raises(InvalidArgumentError, match=message):
+            exporter.export(request, "int8", tmp_path / "x.xml")
     broken = tmp_path / "broken.xml"
     broken.write_text("<net>not an IR")
     with pytest.raises(EdgeclsError, match="OpenVINO cannot read"):

@@ -8,6 +8,11 @@ tokens back into it. The Mobile side uses dynamic ReLU whose slopes come from th
 The network is the one of AAboys/MobileFormer (commit f447310, whose released weights reproduce
 the paper); its checkpoints load through the "mobileformer" layout below. Written for export:
 attention is plain matmul + softmax, tokens are batch-first (B, T, D), every reshape is static.
+
+The arithmetic keeps the reference's order (attention scores scaled after the matmul, dynamic-ReLU
+slopes as ``(a - 0.5) * 2 + 1``) although shorter forms are equal in exact arithmetic: with the
+random weights of the fidelity test, activations grow to ~1e6 and the head's ReLU6 turns fp32
+rounding differences into logit differences above 1e-4, so only the same order reproduces them.
 """
 
 from __future__ import annotations
@@ -111,9 +116,9 @@ class ChannelShuffle(nn.Module):
         return x.reshape(b, c, h, w)
 
 
-def _shuffle(groups: int, grouped_convs: int) -> nn.Module:
+def _shuffle_if_grouped(shuffle_groups: int, conv_groups: int) -> nn.Module:
     # Shuffles only exist where the 1x1 convs are grouped (the 26M model).
-    return ChannelShuffle(groups) if grouped_convs > 1 else nn.Identity()
+    return ChannelShuffle(shuffle_groups) if conv_groups > 1 else nn.Identity()
 
 
 class DynamicReLU(nn.Module):
@@ -219,7 +224,6 @@ class FormerToMobile(nn.Module):
         t = tokens.shape[1]
         head_dim = c // self.heads
         q = x.reshape(b, self.heads, head_dim, h * w).transpose(-1, -2)  # (B, heads, HW, hd)
-        # Scaling the small key instead of the (HW x T) scores saves work and keeps int8 ranges tight.
         k = self.key(tokens).reshape(b, t, self.heads, head_dim).permute(0, 2, 3, 1)
         v = self.value(tokens).reshape(b, t, self.heads, head_dim).transpose(1, 2)
         attn = torch.softmax((q @ k) * self.scale, dim=-1)  # (B, heads, HW, T)
@@ -235,7 +239,7 @@ class LiteBottleneck(nn.Module):
         hidden = in_ch * expand
         self.expand = ConvBnAct(in_ch, hidden, 3, stride, groups=in_ch, act=nn.ReLU6)
         # The shuffle interleaves per-input-channel expansions (groups = in_ch), as the reference does.
-        self.shuffle = _shuffle(in_ch, groups)
+        self.shuffle = _shuffle_if_grouped(in_ch, groups)
         self.project = ConvBnAct(hidden, out_ch, 1, groups=groups, act=None)
         self.use_shortcut = stride == 1 and in_ch == out_ch
 
@@ -251,12 +255,12 @@ class InvertedBottleneck(nn.Module):
         super().__init__()
         hidden = in_ch * expand
         self.expand = ConvBnAct(in_ch, hidden, 1, groups=groups, act=None)
-        self.expand_shuffle = _shuffle(groups, groups)
+        self.expand_shuffle = _shuffle_if_grouped(groups, groups)
         self.expand_act = DynamicReLU(hidden, token_dim)
         self.depthwise = ConvBnAct(hidden, hidden, 3, stride, groups=hidden, act=None)
         self.depthwise_act = DynamicReLU(hidden, token_dim)
         self.project = ConvBnAct(hidden, out_ch, 1, groups=groups, act=None)
-        self.project_shuffle = _shuffle(groups, groups)
+        self.project_shuffle = _shuffle_if_grouped(groups, groups)
         self.use_shortcut = stride == 1 and in_ch == out_ch
 
     def forward(self, x: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
@@ -273,16 +277,17 @@ class DownsampleBottleneck(nn.Module):
     what keeps these blocks cheap; the second half is a residual on the projected features.
     """
 
-    def __init__(self, in_ch: int, out_ch: int, expand: int, second_expand: int, groups: int, token_dim: int) -> None:
+    def __init__(self, in_ch: int, out_ch: int, expand: int, second_expand: int, groups: int,
+                 token_dim: int) -> None:
         super().__init__()
         hidden1 = in_ch * expand
         hidden2 = out_ch * second_expand
         self.down = ConvBnAct(in_ch, hidden1, 3, 2, groups=in_ch, act=None)
-        self.down_shuffle = _shuffle(in_ch, groups)
+        self.down_shuffle = _shuffle_if_grouped(in_ch, groups)
         self.down_act = DynamicReLU(hidden1, token_dim)
         self.down_project = ConvBnAct(hidden1, out_ch, 1, groups=groups, act=None)
         self.expand = ConvBnAct(out_ch, hidden2, 3, groups=out_ch, act=None)
-        self.expand_shuffle = _shuffle(out_ch, groups)
+        self.expand_shuffle = _shuffle_if_grouped(out_ch, groups)
         self.expand_act = DynamicReLU(hidden2, token_dim)
         self.project = ConvBnAct(hidden2, out_ch, 1, groups=groups, act=None)
 
@@ -322,7 +327,7 @@ class MobileFormerHead(nn.Module):
                  dropout: float) -> None:
         super().__init__()
         hidden = in_ch * HEAD_EXPANSION
-        self.shuffle = _shuffle(groups, groups)
+        self.shuffle = _shuffle_if_grouped(groups, groups)
         self.conv = ConvBnAct(in_ch, hidden, 1, groups=groups, act=nn.ReLU6)
         self.pool_act = nn.Hardswish()
         self.fc = nn.Linear(hidden + token_dim, features)
