@@ -69,7 +69,7 @@ def models(
     names = list_models(pattern)
     if not names:
         raise EdgeclsError(f"no model matches '{pattern}': run `edgecls models` to list them")
-    rows = [model_summary(n) for n in names]
+    rows = sorted((model_summary(n) for n in names), key=lambda r: (r["family"], r["macs"]))
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -78,7 +78,10 @@ def models(
 
     table = Table(title=f"edgecls model zoo ({len(rows)} models)")
     for column in ("name", "params", "MACs", "res", "top-1 %", "paper MAdds", "weights"):
-        table.add_column(column, justify="left" if column == "name" else "right")
+        if column == "name":
+            table.add_column(column, no_wrap=True, min_width=max(len(r["name"]) for r in rows))
+        else:
+            table.add_column(column, justify="right", no_wrap=True)
     for r in rows:
         table.add_row(
             r["name"], _human(r["params"]), _human(r["macs"]), str(r["resolution"]),

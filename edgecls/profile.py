@@ -61,7 +61,9 @@ def profile_model(model, resolution: int | None = None, batch: int = 1, name: st
         info.check_resolution(resolution)
     name = name or (info.name if info else type(model).__name__)
     model = model.eval()
-    x = torch.zeros(batch, 3, resolution, resolution)
+    # On the meta device (as `edgecls models` counts) nothing is computed, only shapes.
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    x = torch.zeros(batch, 3, resolution, resolution, device=device)
 
     outputs: dict[str, tuple[list[int], int, int]] = {}
     hooks = []
