@@ -27,7 +27,8 @@ COLUMNS = (
     ("p90_ms", "p90 ms"), ("p99_ms", "p99 ms"), ("mean_ms", "mean ms"), ("std_ms", "std ms"),
     ("throughput_ips", "img/s"), ("macs_m", "MMACs"), ("gflops", "GFLOP/s"), ("peak_pct", "% fp32 peak"),
     ("peak_rss_mb", "peak RSS MB"), ("size_mb", "size MB"), ("init_ms", "init ms"),
-    ("first_ms", "1st inf ms"), ("runs", "runs"), ("parity", "parity"), ("accuracy", "accuracy"),
+    ("first_ms", "1st inf ms"), ("runs", "runs"), ("load_1m", "load 1m"), ("parity", "parity"),
+    ("accuracy", "accuracy"),
 )
 
 
@@ -100,10 +101,15 @@ def _parity_metric(record: dict) -> tuple[float, str] | None:
     if accuracy is not None:
         return accuracy, "top-1 accuracy"
     parity = record.get("parity")
-    if isinstance(parity, dict):
+    if not isinstance(parity, dict):
+        return None
+    # Random weights leave logits nearly tied, so top-1 agreement says nothing there: use cosine.
+    if record.get("weights") != "random":
         for key in ("top1_agreement", "top1_match", "agreement"):
             if isinstance(parity.get(key), (int, float)):
                 return float(parity[key]), "top-1 agreement with PyTorch"
+    if isinstance(parity.get("min_cosine"), (int, float)):
+        return float(parity["min_cosine"]), "min cosine of logits vs PyTorch"
     return None
 
 
@@ -138,6 +144,8 @@ def flatten(results: list[dict]) -> list[dict]:
                 "size_mb": record["file_bytes"] / 2**20 if record.get("file_bytes") else None,
                 "init_ms": record.get("init_ms"),
                 "first_ms": record.get("first_inference_ms"),
+                "load_1m": record.get("load_average_1m"),
+                "weights": record.get("weights"),
                 "parity": _parity_text(record),
                 "accuracy": _accuracy_value(record),
                 "_passed": parity_passed(record),
@@ -241,6 +249,8 @@ def markdown(results: list[dict], rows: list[dict], picks: list[dict], plots: li
         "img/s = batch / mean latency (one synchronous stream)",
         first.get("gflops_rule", "GFLOP/s = 2 x MACs x batch / p50"),
         "each measurement in a fresh process; peak RSS is that process's high-water mark",
+        "load 1m is the machine's 1-minute load average when the measurement started (above the core count, "
+        "other work competed for the CPU)",
     ]) + ".")
     timing = first.get("timing", {})
     if timing:
@@ -290,6 +300,15 @@ def _devices_axes(plt, devices: list[str], title: str):
     return fig, dict(zip(devices, axes[0]))
 
 
+def _legend(plt, fig, rows: list[dict]) -> None:
+    """Colour = runtime, marker = precision."""
+    handles = [plt.Line2D([], [], color=c, marker="o", linestyle="", label=r) for r, c in _RUNTIME_COLORS.items()
+               if any(row["runtime"] == r for row in rows)]
+    handles += [plt.Line2D([], [], color="black", marker=m, linestyle="", label=p)
+                for p, m in _PRECISION_MARKERS.items() if any(row["precision"] == p for row in rows)]
+    fig.legend(handles=handles, loc="lower right", fontsize=8)
+
+
 def plot_latency_vs_macs(rows: list[dict], path: Path) -> bool:
     import matplotlib.pyplot as plt
 
@@ -299,22 +318,22 @@ def plot_latency_vs_macs(rows: list[dict], path: Path) -> bool:
     devices = sorted({r["device"] for r in rows})
     fig, axes = _devices_axes(plt, devices, f"p50 latency vs MACs (threads: {threads})")
     for device, ax in axes.items():
-        for row in (r for r in rows if r["device"] == device):
+        labelled: set[str] = set()
+        # Slowest first, so each model's name sits once, above its column of points.
+        for row in sorted((r for r in rows if r["device"] == device), key=lambda r: -r["p50_ms"]):
             ax.scatter(row["macs_m"], row["p50_ms"], color=_RUNTIME_COLORS.get(row["runtime"], "black"),
                        marker=_PRECISION_MARKERS.get(row["precision"], "x"), s=40, alpha=0.85)
-            ax.annotate(row["model"], (row["macs_m"], row["p50_ms"]), fontsize=6, alpha=0.6,
-                        xytext=(3, 3), textcoords="offset points")
+            if row["model"] not in labelled:
+                labelled.add(row["model"])
+                ax.annotate(row["model"], (row["macs_m"], row["p50_ms"]), fontsize=7, alpha=0.7,
+                            xytext=(4, 4), textcoords="offset points")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("MMACs per image")
         ax.set_ylabel("p50 latency (ms)")
         ax.set_title(device, fontsize=9)
         ax.grid(True, which="both", alpha=0.3)
-    handles = [plt.Line2D([], [], color=c, marker="o", linestyle="", label=r) for r, c in _RUNTIME_COLORS.items()
-               if any(row["runtime"] == r for row in rows)]
-    handles += [plt.Line2D([], [], color="black", marker=m, linestyle="", label=p)
-                for p, m in _PRECISION_MARKERS.items() if any(row["precision"] == p for row in rows)]
-    fig.legend(handles=handles, loc="lower right", fontsize=8)
+    _legend(plt, fig, rows)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -376,17 +395,22 @@ def plot_latency_vs_parity(rows: list[dict], path: Path) -> bool:
     label = rows[0]["_metric"][1]
     devices = sorted({r["device"] for r in rows})
     fig, axes = _devices_axes(plt, devices, f"{label} vs p50 latency (threads: {threads})")
+    rows = [r for r in rows if r["_metric"][1] == label]  # one measure per plot
     for device, ax in axes.items():
-        for row in (r for r in rows if r["device"] == device):
+        labelled: set[str] = set()
+        for row in sorted((r for r in rows if r["device"] == device), key=lambda r: r["p50_ms"]):
             ax.scatter(row["p50_ms"], row["_metric"][0], color=_RUNTIME_COLORS.get(row["runtime"], "black"),
                        marker=_PRECISION_MARKERS.get(row["precision"], "x"), s=40)
-            ax.annotate(row["model"], (row["p50_ms"], row["_metric"][0]), fontsize=6, alpha=0.6,
-                        xytext=(3, 3), textcoords="offset points")
+            if row["model"] not in labelled:
+                labelled.add(row["model"])
+                ax.annotate(row["model"], (row["p50_ms"], row["_metric"][0]), fontsize=7, alpha=0.7,
+                            xytext=(4, 4), textcoords="offset points")
         ax.set_xscale("log")
         ax.set_xlabel("p50 latency (ms)")
         ax.set_ylabel(label)
         ax.set_title(device, fontsize=9)
         ax.grid(True, alpha=0.3)
+    _legend(plt, fig, rows)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

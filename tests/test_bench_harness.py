@@ -129,3 +129,25 @@ def test_parse_threads():
     for bad in ("0", "a", "1,-2"):
         with pytest.raises(InvalidArgumentError, match="threads"):
             parse_threads(bad)
+
+
+def test_torch_eager_baseline_by_model_name():
+    pytest.importorskip("torch")
+    (target,) = resolve_targets(["squeezenet"], resolution=64)
+    assert (target.format, target.model, target.runtime) == ("torch", "squeezenet1_1", "torch")
+    record = benchmark_target(target, threads=1, timing=FAST)
+    assert record["input"]["shape"] == [1, 3, 64, 64] and record["output_shape"] == [1, 1000]
+    import edgecls
+    from edgecls.profile import profile_model
+
+    expected = profile_model(edgecls.create_model("squeezenet1_1"), resolution=64).macs
+    assert record["macs"] == expected and "torch profile" in record["macs_source"]
+    assert record["file"] is None and record["runtime_version"].startswith("2.")
+
+
+def test_unknown_model_name_suggests():
+    pytest.importorskip("torch")
+    from edgecls.errors import UnknownModelError
+
+    with pytest.raises(UnknownModelError, match="did you mean"):
+        resolve_targets(["squeezenet9"])

@@ -86,9 +86,12 @@ def test_info_every_format_without_torch(tmp_path, artifacts):
         assert data["input"]["shape"] == [1, 3, 32, 32]
 
 
-def test_missing_runtime_names_the_extra(tmp_path, artifacts):
-    shim = _shim(tmp_path / "shim", "torch", "onnxruntime")
-    result = _cli(["bench", str(artifacts["onnx"]), *FAST], shim, tmp_path)
+@pytest.mark.parametrize("kind, package", [("onnx", "onnxruntime"), ("xml", "openvino"), ("tflite", "ai_edge_litert")])
+def test_missing_runtime_names_the_extra(tmp_path, artifacts, kind, package):
+    if kind not in artifacts:
+        pytest.skip(f"no {kind} artifact (its converter is not installed)")
+    shim = _shim(tmp_path / "shim", "torch", package)
+    result = _cli(["bench", str(artifacts[kind]), *FAST], shim, tmp_path)
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "pip install 'edgecls[runtime]'" in lines[0], result.stderr

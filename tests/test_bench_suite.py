@@ -109,9 +109,12 @@ def test_missing_exports_are_found_from_the_manifest(tmp_path):
     (folder / "squeezenet1_1_fp32.onnx").write_bytes(b"x")
     (folder / "manifest.json").write_text(json.dumps({"artifacts": [
         {"format": "onnx", "precision": "fp32", "file": "squeezenet1_1_fp32.onnx", "status": "passed"},
-        {"format": "tflite", "precision": "int8", "file": None, "status": "failed", "error": "parity failed: x"},
+        {"format": "tflite", "precision": "int8", "file": None, "intended_file": "squeezenet1_1_int8.tflite",
+         "status": "failed", "error": "parity failed: x"},
+        # Another batch size of the same format and precision is a different artifact.
+        {"format": "onnx", "precision": "int8", "file": "squeezenet1_1_b4_int8.onnx", "status": "passed"},
     ]}))
-    missing, failed = _missing(folder, model)
+    missing, failed = _missing(suite, model, folder)
     assert missing == [("onnx", "int8"), ("tflite", "fp32")]
     assert failed == {("tflite", "int8"): "parity failed: x"}
 
@@ -124,3 +127,42 @@ def test_results_path_is_per_device_and_date(tmp_path):
     assert first == tmp_path / "cpu-2c" / "2026-11-27.json"
     first.write_text("{}")
     assert results_path(tmp_path, "cpu-2c", when).name == "2026-11-27-2.json"
+
+
+def test_run_suite_benchmarks_the_cache_and_lists_what_is_missing(tmp_path):
+    from bench_artifacts import write_tiny_onnx
+    from edgecls.bench.suite import run_suite
+
+    suite_file = write(tmp_path, """
+name = "mini"
+models = ["squeezenet1_1"]
+formats = ["onnx"]
+precisions = ["fp32", "int8"]
+threads = [1]
+torch_baseline = false
+[timing]
+warmup_runs = 1
+warmup_seconds = 0
+min_runs = 5
+min_seconds = 0
+max_seconds = 5
+[export]
+dir = "cache"
+[output]
+dir = "results"
+""")
+    folder = tmp_path / "cache" / "squeezenet1_1"
+    folder.mkdir(parents=True)
+    # A stand-in artifact under the pipeline's name: the suite only needs a file the runtime opens.
+    write_tiny_onnx(folder / "squeezenet1_1_fp32.onnx")
+    (folder / "manifest.json").write_text(json.dumps({"artifacts": [
+        {"format": "onnx", "precision": "fp32", "file": "squeezenet1_1_fp32.onnx", "status": "passed",
+         "model": "squeezenet1_1", "weights": "random", "parity": {"top1_agreement": 1.0, "min_cosine": 1.0}},
+    ]}))
+    out = run_suite(load_suite(suite_file), export_missing=False)
+    assert out.parent.parent == tmp_path / "results" and out.suffix == ".json"
+    data = json.loads(out.read_text())
+    (record,) = data["results"]
+    assert record["precision"] == "fp32" and record["latency"]["runs"] >= 5 and record["status"] == "passed"
+    assert data["suite"]["name"] == "mini"
+    assert [e["error"] for e in data["errors"]] == ["not exported (--no-export)"]

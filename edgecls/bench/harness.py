@@ -103,10 +103,8 @@ def targets_from_manifest(folder: Path, only_ok: bool = True) -> list[Target]:
     for entry in manifest["artifacts"]:
         if not isinstance(entry, dict) or "file" not in entry:
             continue
-        if only_ok and entry.get("status", "ok") not in ("ok", "passed", "parity_failed", "warning"):
-            continue  # failed exports have no file worth timing
-        if not entry["file"]:
-            continue  # the pipeline keeps failed exports in the manifest without a file
+        if not entry["file"] or (only_ok and entry.get("status", "passed") not in ("passed", "ok")):
+            continue  # the pipeline keeps failed exports in the manifest, without a file
         path = folder / entry["file"]
         fmt = entry.get("format") or FORMAT_OF_SUFFIX.get(path.suffix.lower())
         if fmt not in RUNTIME_OF_FORMAT or not path.is_file():
@@ -303,6 +301,7 @@ def _open_runner(target: dict, threads: int | None, batch: int):
 
 def child_measure(spec: dict) -> dict:
     """Everything the child measures for one (target, threads, batch)."""
+    import gc
     import importlib
 
     import numpy as np
@@ -328,7 +327,13 @@ def child_measure(spec: dict) -> dict:
     # Fixed seed: every runtime sees the same input for the same shape.
     x = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
     prepared = runner.prepare(x)
-    timings = measure(runner.infer, prepared, config)
+    # As timeit does: a collection pause inside a timed run measures Python, not the runtime.
+    gc.collect()
+    gc.disable()
+    try:
+        timings = measure(runner.infer, prepared, config)
+    finally:
+        gc.enable()
     logits = runner.to_float(runner.infer(prepared))
     return {
         "runtime_version": runner.version(),
@@ -466,7 +471,9 @@ def model_macs(target: Target) -> tuple[int | None, str | None]:
             from edgecls.profile import profile_model
 
             info = get_model_info(target.model)
-            with torch.device("meta"):  # no weights, no compute: only shapes flow
+            # Random init on the CPU, not the meta device: profile_model feeds a CPU tensor, which
+            # some layers (hardswish, attention) refuse to mix with meta weights.
+            with torch.no_grad():
                 model = info.builder(num_classes=info.num_classes)
             model.edgecls_info = info
             macs = profile_model(model, resolution=target.resolution or info.resolution).macs
@@ -518,6 +525,8 @@ def benchmark_target(
     spec = {"target": asdict(target), "threads": threads, "batch": batch, "timing": timing.to_dict()}
     # Generous: session creation (OpenVINO compile, torch import) can take minutes on a slow board.
     timeout = timeout or (timing.max_seconds * 2 + 600)
+    # The 1-minute load average says how busy the machine was: a figure to read noisy numbers by.
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     child, stderr_tail = _run_child(spec, timeout)
     if "crash" in child:
         raise BenchmarkCrash(f"benchmarking {target.label} with {target.runtime} crashed ({child['crash']})")
@@ -544,6 +553,7 @@ def benchmark_target(
         **{k: measured[k] for k in ("runtime_version", "input", "output_shape", "output_finite", "import_ms",
                                     "init_ms", "first_inference_ms", "warmup_runs", "warmup_ms",
                                     "timed_seconds", "stopped_by")},
+        "load_average_1m": load,
         "latency": latency,
         "peak_rss_bytes": measured["peak_rss"][0],
         "peak_rss_source": measured["peak_rss"][1],
@@ -555,6 +565,7 @@ def benchmark_target(
         "fp32_peak_formula": peak.formula() if peak else None,
         "peak_share": gflops / peak.gflops if (gflops and peak) else None,
         "status": entry.get("status"),
+        "weights": entry.get("weights"),
         "parity": entry.get("parity"),
         "accuracy": entry.get("accuracy"),
         "raw_ns": measured["raw_ns"],
@@ -571,7 +582,8 @@ def new_results(timing: TimingConfig, **extra: Any) -> dict:
         "device": describe_device().to_dict(),
         "timing": timing.to_dict(),
         "percentile_rule": PERCENTILE_RULE,
-        "gflops_rule": "GFLOP/s = 2 x MACs x batch / p50 latency; peak share = GFLOP/s / fp32 peak of the threads used",
+        "gflops_rule": ("GFLOP/s = 2 x MACs x batch / p50 latency; peak share = GFLOP/s / fp32 peak of the threads "
+                        "used (int8 artifacts too: their MACs count as FLOPs against the fp32 peak)"),
         **extra,
         "results": [],
         "errors": [],

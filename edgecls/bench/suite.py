@@ -255,16 +255,26 @@ def _manifest_entries(folder: Path) -> list[dict]:
         return []
 
 
-def _missing(folder: Path, model: SuiteModel) -> tuple[list[tuple[str, str]], dict[tuple[str, str], str]]:
+def _expected_file(suite: Suite, model: SuiteModel, fmt: str, precision: str) -> str:
+    """The file name the export pipeline gives this artifact (resolution and batch are in it)."""
+    from edgecls.export.pipeline import ExportConfig, artifact_name
+    from edgecls.models import get_model_info
+
+    info = get_model_info(model.name)
+    config = ExportConfig(model=model.name, batch=suite.batch, resolution=model.resolution)
+    suffix = {"onnx": ".onnx", "openvino": ".xml", "tflite": ".tflite"}[fmt]
+    return artifact_name(info, config, model.resolution or info.resolution, precision, suffix)
+
+
+def _missing(suite: Suite, model: SuiteModel, folder: Path) -> tuple[list[tuple[str, str]], dict[tuple[str, str], str]]:
     """(format, precision) pairs with no entry yet, and those whose earlier export failed (with why)."""
     entries = _manifest_entries(folder)
     missing, failed = [], {}
     for fmt in model.formats:
         for precision in model.precisions:
-            matches = [e for e in entries if e.get("format") == fmt and e.get("precision") == precision]
-            passed = [e for e in matches if e.get("status") == "passed" and e.get("file")
-                      and (folder / e["file"]).is_file()]
-            if passed:
+            name = _expected_file(suite, model, fmt, precision)
+            matches = [e for e in entries if (e.get("file") or e.get("intended_file")) == name]
+            if any(e.get("status") == "passed" and e.get("file") and (folder / name).is_file() for e in matches):
                 continue
             if matches:
                 failed[(fmt, precision)] = str(matches[-1].get("error") or matches[-1].get("status"))
@@ -325,26 +335,25 @@ def run_suite(
     plan: list[tuple[SuiteModel, list]] = []
     for model in suite.models:
         folder = _model_folder(suite, model, exports_dir)
-        missing, failed = _missing(folder, model)
+        missing, failed = _missing(suite, model, folder)
         if missing and export_missing:
             console.print(f"[bold]export[/bold] {model.name}: {', '.join(f'{f} {p}' for f, p in missing)}")
             try:
                 _export(suite, model, folder, missing, log=lambda message: console.print(f"  {message}"))
             except EdgeclsError as exc:
                 console.print(f"  [red]export failed[/red]: {exc}")
-            missing, failed = _missing(folder, model)
+            missing, failed = _missing(suite, model, folder)
         for (fmt, precision), why in sorted(failed.items()):
             results["errors"].append({"target": f"{model.name} {fmt} {precision}", "runtime": fmt, "threads": None,
                                       "error": f"export failed: {why}"})
         for fmt, precision in missing:
             results["errors"].append({"target": f"{model.name} {fmt} {precision}", "runtime": fmt, "threads": None,
                                       "error": "not exported" + ("" if export_missing else " (--no-export)")})
-        wanted = {(f, p) for f in model.formats for p in model.precisions}
+        wanted = {_expected_file(suite, model, f, p) for f in model.formats for p in model.precisions}
         targets = []
         if (folder / "manifest.json").is_file():
             try:
-                targets = [t for t in targets_from_manifest(folder)
-                           if (t.format, t.precision) in wanted and t.model == model.name]
+                targets = [t for t in targets_from_manifest(folder) if Path(t.path).name in wanted]
             except EdgeclsError:
                 targets = []
         if suite.torch_baseline:
