@@ -38,6 +38,8 @@ def results_table(artifacts: list[dict], title: str = "export"):
         parity = entry.get("parity") or {}
         passed = entry["status"] == "passed"
         size = entry.get("size_bytes")
+        if size:  # an artifact's size includes its side files (OpenVINO keeps the weights in the .bin)
+            size += sum(side["size_bytes"] for side in entry.get("side_files") or [])
         table.add_row(
             entry["format"], entry["precision"],
             "[green]passed[/green]" if passed else "[red]failed[/red]",

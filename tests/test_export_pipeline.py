@@ -102,7 +102,7 @@ def test_broken_converters_are_isolated_and_recorded(full_run, tmp_path, monkeyp
     before = json.loads((out / "manifest.json").read_text())["artifacts"]
     monkeypatch.setattr(registry, "FORMAT_MODULES", {
         "boom": f"{__name__}:RaisingExporter",
-        "onnx": "edgecls.export.onnx",
+        **registry.FORMAT_MODULES,
         "segv": f"{__name__}:SegfaultExporter",
     })
     run = run_export(_config(out, formats=["boom", "onnx", "segv"], precisions=["fp16"]))
@@ -198,8 +198,9 @@ def test_builtin_sets_are_deterministic_and_disjoint():
     again = load_image_sets(info, "builtin", 64, 20)
     np.testing.assert_array_equal(first.calibration, again.calibration)
     assert first.calibration.shape == (20, 3, 64, 64) and first.parity.shape[1:] == (3, 64, 64)
-    assert not any(n.startswith("chelsea") for n in first.calibration_names)
-    assert all(n.startswith("chelsea") for n in first.parity_names)
+    parity_photos = {n.split("#")[0] for n in first.parity_names}
+    assert parity_photos == {"chelsea", "coffee", "motorcycle_right"} and len(first.parity) == 24
+    assert not parity_photos & {n.split("#")[0] for n in first.calibration_names}
     # no parity input is (close to) any calibration input
     distances = np.abs(first.parity[:, None] - first.calibration[None]).mean(axis=(2, 3, 4))
     assert distances.min() > 0.05
