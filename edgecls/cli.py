@@ -89,7 +89,8 @@ def models(
             f"{r['paper_madds']:.0f}M" if r["paper_madds"] else "-",
             "built-in" if r["pretrained"] else "",
         )
-    Console().print(table)
+    console = Console()
+    (console if console.is_terminal else Console(width=120)).print(table)
 
 
 @app.command()

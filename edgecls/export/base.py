@@ -8,7 +8,7 @@ and renaming, isolation, parity checks and the manifest: an exporter only writes
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,8 @@ class ExportRequest:
     opset: int
     calibration: Any  # numpy float32 (N, 3, R, R), normalized like the model's input; NCHW
     workdir: Path  # scratch folder shared by the formats of one export run (e.g. the fp32 ONNX)
+    # Per-format settings from the target profile: options["onnx"]["int8"] is the [onnx.int8] table.
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 class Exporter(ABC):

@@ -62,7 +62,7 @@ class OnnxInt8Settings:
 
 def request_options(request: ExportRequest, fmt: str) -> dict[str, Any]:
     """Per-format settings from the target profile, e.g. ``{"int8": {...}, "exporter": "dynamo"}``."""
-    return dict((getattr(request, "options", None) or {}).get(fmt, {}))
+    return dict(request.options.get(fmt, {}))
 
 
 def _check_onnx_stack() -> None:

@@ -448,9 +448,8 @@ def _child(job_path: Path) -> int:
     reference = np.load(workdir / "reference.npy")
     request = ExportRequest(model=model, info=model.edgecls_info, resolution=job["resolution"], batch=job["batch"],
                             dynamic_batch=job["dynamic_batch"], nhwc=job["nhwc"], opset=job["opset"],
-                            calibration=np.load(workdir / "calibration.npy"), workdir=workdir)
-    # Per-format settings from the target profile; exporters read request.options[format].
-    request.options = job["options"]
+                            calibration=np.load(workdir / "calibration.npy"), workdir=workdir,
+                            options=job["options"])
     for precision in job["precisions"]:
         dest = staging / job["names"][precision]
         entry: dict[str, Any] = {"status": "running"}
