@@ -55,7 +55,7 @@ def test_fp32_matches_torch_and_carries_metadata(setup):
     assert json.loads(props["mean"]) == pytest.approx([0.485, 0.456, 0.406])
     assert json.loads(props["std"]) == pytest.approx([0.229, 0.224, 0.225])
     labels = json.loads(props["labels"])
-    assert len(labels) == 1000 and labels[281] == "tabby cat"
+    assert len(labels) == 1000 and labels[281] == "tabby" and labels[282] == "tiger cat"
     assert props["edgecls_version"] == edgecls.__version__
     # onnxslim leaves no no-op nodes behind
     assert not [n for n in model.graph.node if n.op_type == "Identity"]
