@@ -147,29 +147,20 @@ def info(
         console.print(table)
 
 
-def _register_optional_commands() -> None:
-    """Commands whose modules live beside this one (their heavy imports happen inside the commands)."""
-    import importlib
+def _register_commands() -> None:
+    """Export and bench commands live in their own modules; those import nothing heavy at load."""
+    from edgecls import cli_bench, cli_export
 
-    for module_name, commands in (
-        ("edgecls.cli_export", (("export", "export"), ("demo", "demo"))),
-        ("edgecls.cli_bench", (("bench", "bench"), ("report", "report"))),
-    ):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        for command, function in commands:
-            app.command(name=command)(getattr(module, function))
-        if module_name == "edgecls.cli_bench":
-            suite = typer.Typer(help="Benchmark suites: export what is missing, benchmark, write results.")
-            suite.command(name="run")(module.suite_run)
-            app.add_typer(suite, name="suite")
+    app.command(name="export")(cli_export.export)
+    app.command(name="demo")(cli_export.demo)
+    app.command(name="bench")(cli_bench.bench)
+    app.command(name="report")(cli_bench.report)
+    suite = typer.Typer(help="Benchmark suites: export what is missing, benchmark, write results.")
+    suite.command(name="run")(cli_bench.suite_run)
+    app.add_typer(suite, name="suite")
 
 
-_register_optional_commands()
+_register_commands()
 
 
 def main() -> None:
