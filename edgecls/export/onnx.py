@@ -195,7 +195,9 @@ def export_fp32_model(request: ExportRequest):
     # onnxslim folds the exporter's leftovers (shape arithmetic on static shapes, Identity/Cast
     # chains, Conv+BN not yet fused by the TorchScript path) into a plain graph: a smaller file,
     # cleaner Conv->Relu patterns for the int8 quantizer to fuse, and fewer odd ops for the
-    # converters that start from this graph.
+    # converters that start from this graph. onnxslim rather than onnxsim: it is pure Python (onnxsim
+    # is a native extension that must compile where no wheel matches, e.g. new Pythons or ARM boards),
+    # so the same simplifier runs everywhere edgecls exports.
     model = onnxslim.slim(model)
     _set_metadata(model, artifact_metadata(request, "fp32"))
     model.doc_string = f"exported by torch.onnx ({exporter})"
