@@ -32,25 +32,31 @@ def _human(n: float, unit: str = "") -> str:
     return f"{n:.0f}{unit}"
 
 
-def model_summary(name: str, resolution: int | None = None) -> dict:
-    """Params and MACs of a registered model, counted on torch's meta device (no weights, no compute)."""
+def meta_profile(name: str, resolution: int | None = None):
+    """(ModelInfo, ModelProfile) counted on torch's meta device: shapes only, no weights, no compute."""
     import torch
 
     from edgecls.models import get_model_info
     from edgecls.profile import profile_model
 
     info = get_model_info(name)
-    resolution = info.check_resolution(resolution) if resolution is not None else info.resolution
+    if resolution is not None:
+        info.check_resolution(resolution)
     with torch.device("meta"):
         model = info.builder(num_classes=info.num_classes)
     model.edgecls_info = info
-    profile = profile_model(model, resolution=resolution)
+    return info, profile_model(model, resolution=resolution)
+
+
+def model_summary(name: str, resolution: int | None = None) -> dict:
+    """Params and MACs of a registered model (the `edgecls models` row)."""
+    info, profile = meta_profile(name, resolution)
     return {
         "name": info.name,
         "family": info.family,
         "params": profile.params,
         "macs": profile.macs,
-        "resolution": resolution,
+        "resolution": profile.resolution,
         "top1": info.top1,
         "paper_madds": info.paper_madds,
         "references": list(info.references),
@@ -106,18 +112,7 @@ def info(
 
         info_artifact(Path(target), as_json=as_json)
         return
-    import torch
-
-    from edgecls.models import get_model_info
-    from edgecls.profile import profile_model
-
-    meta = get_model_info(target)
-    if resolution is not None:
-        meta.check_resolution(resolution)
-    with torch.device("meta"):
-        model = meta.builder(num_classes=meta.num_classes)
-    model.edgecls_info = meta
-    profile = profile_model(model, resolution=resolution)
+    meta, profile = meta_profile(target, resolution)
     data = profile.to_dict(layers=layers)
     data.update(family=meta.family, top1=meta.top1, paper_madds=meta.paper_madds, mean=list(meta.mean),
                 std=list(meta.std), crop_pct=meta.crop_pct, interpolation=meta.interpolation,
@@ -129,6 +124,7 @@ def info(
     from rich.table import Table
 
     console = Console()
+    console = console if console.is_terminal else Console(width=120)
     console.print(f"[bold]{profile.name}[/bold] ({meta.family}) at {profile.resolution}x{profile.resolution}")
     console.print(f"  params      {profile.params:,} ({_human(profile.params)})")
     console.print(f"  MACs        {profile.macs:,} ({_human(profile.macs)}; conv + linear + matmul)")
