@@ -12,7 +12,7 @@ from typing import Optional
 
 import typer
 
-from edgecls.errors import EdgeclsError
+from edgecls.errors import EdgeclsError, InvalidArgumentError
 
 
 def _mb(n: int | None) -> str:
@@ -128,12 +128,19 @@ def suite_run(
     out: Optional[Path] = typer.Option(None, "--out", help="results folder (default: benchmarks/results beside the suite)"),
     exports: Optional[Path] = typer.Option(None, "--exports", help="export cache folder (default: from the suite)"),
     no_export: bool = typer.Option(False, "--no-export", help="benchmark only what is already exported"),
+    export_only: bool = typer.Option(False, "--export-only", help="export what is missing, benchmark nothing"),
 ) -> None:
     """Export what is missing, benchmark models x formats x precisions x threads, write results JSON."""
     from edgecls.bench.suite import load_suite, run_suite
 
+    if no_export and export_only:
+        raise InvalidArgumentError("--no-export and --export-only exclude each other: pick one")
     suite = load_suite(suite_file)
-    path = run_suite(suite, results_dir=out, exports_dir=exports, export_missing=not no_export)
+    path = run_suite(suite, results_dir=out, exports_dir=exports, export_missing=not no_export,
+                     export_only=export_only)
+    if path is None:
+        typer.echo(f"exported into {exports or suite.export_dir}; benchmark with: edgecls suite run {suite_file} --no-export")
+        return
     typer.echo(f"wrote {path}")
     typer.echo(f"report: edgecls report {path} --out {path.parent / path.stem}")
 

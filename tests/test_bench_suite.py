@@ -166,3 +166,25 @@ dir = "results"
     assert record["precision"] == "fp32" and record["latency"]["runs"] >= 5 and record["status"] == "passed"
     assert data["suite"]["name"] == "mini"
     assert [e["error"] for e in data["errors"]] == ["not exported (--no-export)"]
+
+
+def test_export_only_exports_what_is_missing_and_times_nothing(tmp_path):
+    from edgecls.bench.suite import run_suite
+
+    suite_file = write(tmp_path, """
+name = "prepare"
+models = [{ name = "squeezenet1_1", resolution = 64 }]
+formats = ["onnx"]
+precisions = ["fp32"]
+threads = [1]
+[export]
+dir = "cache"
+calib_size = 4
+[output]
+dir = "results"
+""")
+    assert run_suite(load_suite(suite_file), export_only=True) is None
+    manifest = json.loads((tmp_path / "cache" / "squeezenet1_1_r64" / "manifest.json").read_text())
+    (artifact,) = manifest["artifacts"]
+    assert artifact["status"] == "passed" and (tmp_path / "cache" / "squeezenet1_1_r64" / artifact["file"]).is_file()
+    assert not (tmp_path / "results").exists()

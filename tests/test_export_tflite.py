@@ -170,3 +170,30 @@ def test_int8_is_full_integer_and_close(case, photos, shared_workdir: Path) -> N
     assert agreement >= INT8_MIN_AGREEMENT
     # int8 weights: about a quarter of the float32 size.
     assert dest.stat().st_size < 0.4 * 4 * sum(p.numel() for p in case[0].parameters())
+
+
+def test_int8_attention_model_keeps_softmax_float(tmp_path: Path) -> None:
+    """MobileViT / Mobile-Former: every op int8 except the softmax (int8 softmax, with its fixed
+    1/256 output scale, took random-weight mobileformer_52m's cosine to fp32 from 0.998 to 0.884)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    torch.manual_seed(0)
+    model = edgecls.create_model("mobilevit_xxs")
+    sets = builtin_sets(model.edgecls_info, 64, 16)
+    request = ExportRequest(model=model, info=model.edgecls_info, resolution=64, batch=1, dynamic_batch=False,
+                            nhwc=False, opset=17, calibration=sets.calibration, workdir=tmp_path)
+    dest = tmp_path / "mobilevit_xxs_int8.tflite"
+    TFLiteExporter().export(request, "int8", dest)
+    with torch.no_grad():
+        reference = model(torch.from_numpy(sets.parity)).numpy()
+    runner = LiteRTRunner(dest, threads=1)
+    figures = compare(reference, _run_in_batches(runner, sets.parity, 1))
+    assert figures.min_cosine >= 0.95, figures
+
+    interpreter = Interpreter(model_path=str(dest))
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    ops = interpreter._get_ops_details()
+    def input_types(kind):
+        return {str(tensors[i]["dtype"].__name__) for op in ops if op["op_name"] == kind for i in op["inputs"][:1]}
+    assert input_types("SOFTMAX") == {"float32"}
+    assert input_types("CONV_2D") == {"int8"} and input_types("FULLY_CONNECTED") == {"int8"}

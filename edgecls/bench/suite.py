@@ -316,8 +316,13 @@ def run_suite(
     exports_dir: Path | None = None,
     export_missing: bool = True,
     console=None,
-) -> Path:
-    """Export what is missing, benchmark everything, write the results JSON; returns its path."""
+    export_only: bool = False,
+) -> Path | None:
+    """Export what is missing, benchmark everything, write the results JSON; returns its path.
+
+    ``export_only`` stops after the exports (returns None): prepare the artifacts on a build
+    machine, or while other work runs, and time them later with ``export_missing=False``.
+    """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -360,6 +365,8 @@ def run_suite(
             targets.append(Target(label=model.name, format="torch", model=model.name, precision="fp32",
                                   resolution=model.resolution))
         plan.append((model, targets))
+    if export_only:
+        return None
 
     total = sum(len(targets) for _, targets in plan) * len(threads)
     device = describe_device()

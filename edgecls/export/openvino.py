@@ -20,13 +20,12 @@ from typing import Any, Iterator
 import numpy as np
 
 from edgecls.errors import InvalidArgumentError, MissingDependencyError
-from edgecls.export.base import ExportRequest, Exporter
+from edgecls.export.base import TRANSFORMER_FAMILIES, ExportRequest, Exporter
 
-# Families whose blocks mix convolutions with attention get NNCF's transformer model type: it
-# leaves the attention's normalizations and softmax-side arithmetic unquantized and smooths
-# activation outliers before the matmuls. Measured (36 photos, 128px, AVX2, overflow fix on):
-# mobilevitv2_050 int8 cosine to fp32 0.880 with the CNN defaults, 0.991 in transformer mode.
-TRANSFORMER_FAMILIES = frozenset({"mobilevit", "mobileformer"})
+# TRANSFORMER_FAMILIES get NNCF's transformer model type: it leaves the attention's
+# normalizations and softmax-side arithmetic unquantized and smooths activation outliers before
+# the matmuls. Measured (36 photos, 128px, AVX2, overflow fix on): mobilevitv2_050 int8 cosine
+# to fp32 0.880 with the CNN defaults, 0.991 in transformer mode.
 
 
 @dataclass

@@ -242,7 +242,10 @@ def run_export(config: ExportConfig, log: Log | None = None) -> ExportRun:
     from edgecls.models import create_model
 
     log(f"building {info.name} ({'pretrained' if config.pretrained else config.weights or 'random weights'})")
-    model = create_model(info.name, num_classes=config.num_classes, weights=config.weights, pretrained=config.pretrained)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)  # random weights are the same draw every run: matrix results reproduce
+        model = create_model(info.name, num_classes=config.num_classes, weights=config.weights,
+                             pretrained=config.pretrained)
     sets = load_image_sets(info, config.calib, resolution, config.calib_size)
     if "int8" in precisions:  # the calibration warnings only matter when something is calibrated
         for warning in sets.warnings:
