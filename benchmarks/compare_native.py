@@ -9,7 +9,7 @@ tool, ... so slow drift of a shared machine hits both sides alike):
 edgecls's p50 should land within 10 % of the native figure. The per-round figures are kept; the
 verdict uses the median over rounds of each side.
 
-    python benchmarks/compare_native.py                  # squeezenet1_1 fp32 + int8 from benchmarks/exports
+    python benchmarks/compare_native.py                  # squeezenet1_1 + mobilevitv2_050, fp32 + int8, 1 and 2 threads
     python benchmarks/compare_native.py a.xml b.tflite --threads 1,2 --seconds 5 --rounds 3
 
 Writes benchmarks/native_comparison.md (and a JSON with every figure beside it).
@@ -37,7 +37,7 @@ from edgecls.bench.harness import benchmark_target, resolve_targets  # noqa: E40
 from edgecls.bench.stats import TimingConfig  # noqa: E402
 
 TOLERANCE = 0.10
-DEFAULT_MODELS = ("squeezenet1_1",)
+DEFAULT_MODELS = ("squeezenet1_1", "mobilevitv2_050")  # a CNN and an attention model
 
 
 def _tool(name: str) -> str | None:
@@ -172,8 +172,8 @@ def write_markdown(rows: list[dict], out: Path, seconds: float, rounds: int, loa
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("artifacts", nargs="*", type=Path, help=".xml and .tflite files (default: squeezenet1_1 exports)")
-    parser.add_argument("--threads", default="1", help="comma-separated thread counts")
+    parser.add_argument("artifacts", nargs="*", type=Path, help=".xml and .tflite files (default: the DEFAULT_MODELS exports)")
+    parser.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     parser.add_argument("--seconds", type=float, default=2.0, help="timed seconds per run of each side")
     parser.add_argument("--rounds", type=int, default=4, help="alternating rounds per artifact and thread count")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "native_comparison.md")

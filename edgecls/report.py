@@ -182,6 +182,57 @@ def recommend(rows: list[dict]) -> list[dict]:
     return picks
 
 
+def summary(rows: list[dict], picks: list[dict]) -> list[dict]:
+    """Per (model, device, batch): the best fp32 and the best int8 artifact at each thread count.
+
+    "Best" is the lowest p50 among artifacts that passed parity (or were not checked); the
+    PyTorch baseline is left out, as in ``recommend``. ``pick`` is the recommendation per thread count.
+    """
+    picked = {(p["model"], p["device"], p["threads"], p["batch"]): p for p in picks}
+    groups: dict[tuple, dict] = {}
+    for row in rows:
+        if row["runtime"] == "torch" or row["p50_ms"] is None or row["_passed"] is False:
+            continue
+        if row["precision"] not in ("fp32", "int8"):
+            continue
+        entry = groups.setdefault((row["model"], row["device"], row["batch"]),
+                                  {"model": row["model"], "device": row["device"], "batch": row["batch"],
+                                   "macs_m": row["macs_m"], "best": {}, "pick": {}})
+        key = (row["threads"], row["precision"])
+        if key not in entry["best"] or row["p50_ms"] < entry["best"][key]["p50_ms"]:
+            entry["best"][key] = row
+        pick = picked.get((row["model"], row["device"], row["threads"], row["batch"]))
+        if pick and pick["row"] is not None:
+            entry["pick"][row["threads"]] = pick["row"]
+    return [groups[key] for key in sorted(groups, key=lambda k: (k[1], groups[k]["macs_m"] or 0, k[0], k[2]))]
+
+
+def summary_markdown(entries: list[dict]) -> list[str]:
+    """The summary as a Markdown table: one row per model, best fp32 / int8 p50 per thread count."""
+    threads = sorted({t for e in entries for t, _ in e["best"]}, key=lambda t: t or 0)
+    devices = {e["device"] for e in entries}
+    headers = ["model"] + (["device"] if len(devices) > 1 else []) + ["MMACs"]
+    for n in threads:
+        headers += [f"best fp32 ms ({n}T)", f"best int8 ms ({n}T)", f"int8 speed-up ({n}T)"]
+    headers.append(f"pick ({threads[-1]}T)" if threads else "pick")
+    lines = ["| " + " | ".join(headers) + " |",
+             "|" + "|".join("---" if h in ("model", "device") or h.startswith("pick") else "---:" for h in headers) + "|"]
+
+    def cell(row):
+        return "-" if row is None else f"{_fmt(row['p50_ms'])} {row['runtime']}"
+
+    for entry in entries:
+        cells = [entry["model"]] + ([entry["device"]] if len(devices) > 1 else []) + [_fmt(entry["macs_m"])]
+        for n in threads:
+            fp32, int8 = entry["best"].get((n, "fp32")), entry["best"].get((n, "int8"))
+            speedup = f"{fp32['p50_ms'] / int8['p50_ms']:.2f}x" if fp32 and int8 else "-"
+            cells += [cell(fp32), cell(int8), speedup]
+        pick = entry["pick"].get(threads[-1]) if threads else None
+        cells.append("-" if pick is None else f"{pick['runtime']} {pick['precision']}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def recommendation_line(pick: dict) -> str:
     where = f"{pick['model']} on {pick['device']}, {pick['threads'] or 'default'} thread(s), batch {pick['batch']}"
     row = pick["row"]
@@ -225,6 +276,14 @@ def markdown(results: list[dict], rows: list[dict], picks: list[dict], plots: li
                      f"ISA {' '.join(device.get('isa', [])) or '-'}, {device.get('os')}, Python {device.get('python')}; "
                      f"{versions}")
         lines.append(f"  - {device.get('fp32_peak_formula')}")
+    lines.append("")
+    lines.append("## Summary")
+    lines.append("")
+    lines.append("Per model: the fastest fp32 and the fastest int8 artifact that passed parity, by p50, at each "
+                 "thread count (runtime named beside the time); int8 speed-up = best fp32 / best int8; pick = "
+                 "the recommendation below at the highest thread count.")
+    lines.append("")
+    lines.extend(summary_markdown(summary(rows, picks)))
     lines.append("")
     lines.append("## Recommendations")
     lines.append("")
@@ -444,6 +503,9 @@ def write_report(paths: list[Path], out_dir: Path, plots: bool = True) -> dict[s
     picks = recommend(rows)
     (out_dir / "report.md").write_text(markdown(results, rows, picks, plot_files))
     written["markdown"] = out_dir / "report.md"
+    # The summary table alone, for pasting into a README or a PR.
+    (out_dir / "summary.md").write_text("\n".join(summary_markdown(summary(rows, picks))) + "\n")
+    written["summary"] = out_dir / "summary.md"
     write_csv(rows, out_dir / "results.csv")
     written["csv"] = out_dir / "results.csv"
     return written

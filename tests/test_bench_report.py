@@ -57,7 +57,8 @@ def test_report_files_hold_every_row(tmp_path, two_devices):
     rows = list(csv.DictReader(written["csv"].open()))
     assert len(rows) == 9
     assert {r["device"] for r in rows} == {"dev-a", "dev-b"}
-    assert md.count("| m | dev-") == 8 and md.count("| n | dev-a") == 1
+    # 8 latency rows of m and 1 of n, plus one summary row per model and device
+    assert md.count("| m | dev-") == 8 + 2 and md.count("| n | dev-a") == 1 + 1
     assert "fp32 peak = 2 cores" in md and "nearest-rank" in md and "export failed: boom" in md
     for name in ("latency_vs_macs", "int8_speedup", "latency_vs_parity"):
         assert written[name].is_file() and written[name].stat().st_size > 1000
@@ -113,3 +114,19 @@ def test_bad_results_files(tmp_path):
     other.write_text(json.dumps({"hello": 1}))
     with pytest.raises(EdgeclsError, match="not an edgecls benchmark results file"):
         write_report([other], tmp_path)
+
+
+def test_summary_has_best_fp32_and_int8_per_thread_count(tmp_path):
+    records = [record("m", "onnxruntime", "fp32", 10.0), record("m", "openvino", "fp32", 8.0),
+               record("m", "onnxruntime", "int8", 6.0), record("m", "litert", "int8", 4.0, status="failed"),
+               record("m", "openvino", "fp32", 5.0, threads=2), record("m", "openvino", "int8", 2.5, threads=2),
+               record("m", "torch", "fp32", 1.0, threads=2)]
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(results("dev-a", records)))
+    written = write_report([path], tmp_path / "out", plots=False)
+    table = written["summary"].read_text().splitlines()
+    assert table[0] == ("| model | MMACs | best fp32 ms (1T) | best int8 ms (1T) | int8 speed-up (1T) "
+                        "| best fp32 ms (2T) | best int8 ms (2T) | int8 speed-up (2T) | pick (2T) |")
+    # litert int8 (4.0) failed parity and torch (1.0) is the baseline: neither is "best".
+    assert table[2] == "| m | 300 | 8.00 openvino | 6.00 onnxruntime | 1.33x | 5.00 openvino | 2.50 openvino | 2.00x | openvino int8 |"
+    assert "## Summary" in written["markdown"].read_text()
