@@ -7,6 +7,7 @@ run resumes where it stopped (``--fresh`` starts over) and the markdown is rebui
 
     python benchmarks/export_matrix.py                      # all models
     python benchmarks/export_matrix.py --models 'mobilenetv2*' --formats onnx
+    python benchmarks/export_matrix.py & python benchmarks/export_matrix.py --reverse   # two at once
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import argparse
 import datetime as dt
 import fnmatch
 import json
+import os
 import platform
 import shutil
 import sys
@@ -116,12 +118,25 @@ def write_markdown(results: dict[str, dict], formats: list[str], precisions: lis
     MD_PATH.write_text("\n".join(lines) + "\n")
 
 
+def _save(name: str, result: dict) -> dict:
+    """Merge one model's result into the JSON on disk (re-read first, so runs on disjoint
+    ``--models`` can share the file) and write it by temp file + rename; returns the merged dict."""
+    merged = json.loads(JSON_PATH.read_text()) if JSON_PATH.is_file() else {}
+    merged[name] = result
+    partial = JSON_PATH.with_suffix(f".json.{os.getpid()}.tmp")
+    partial.write_text(json.dumps(dict(sorted(merged.items())), indent=1) + "\n")
+    partial.replace(JSON_PATH)
+    return merged
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="*", help="fnmatch pattern(s), comma-separated")
     parser.add_argument("--formats", default=None, help="comma-separated (default: every format)")
     parser.add_argument("--precisions", default=",".join(PRECISIONS))
     parser.add_argument("--fresh", action="store_true", help="ignore results of earlier runs")
+    parser.add_argument("--reverse", action="store_true",
+                        help="go through the models from the end: a second run alongside a first one meets it in the middle")
     args = parser.parse_args(argv)
 
     from edgecls.export.registry import FORMAT_MODULES, format_available
@@ -131,8 +146,14 @@ def main(argv: list[str] | None = None) -> int:
     precisions = [p for p in PRECISIONS if p in args.precisions.split(",")]
     patterns = args.models.split(",")
     names = [n for n in list_models() if any(fnmatch.fnmatch(n, p) for p in patterns)]
-    results = {} if args.fresh or not JSON_PATH.is_file() else json.loads(JSON_PATH.read_text())
+    if args.reverse:
+        names.reverse()
+    if args.fresh:
+        JSON_PATH.unlink(missing_ok=True)
+    results = json.loads(JSON_PATH.read_text()) if JSON_PATH.is_file() else {}
     for index, name in enumerate(names, 1):
+        # Re-read before each model: another run (e.g. one with --reverse) may have done it meanwhile.
+        results = json.loads(JSON_PATH.read_text()) if JSON_PATH.is_file() else results
         done = results.get(name)
         wanted = {(f, p) for f in formats for p in precisions}
         if done and wanted <= {(a["format"], a["precision"]) for a in done["artifacts"]}:
@@ -141,8 +162,9 @@ def main(argv: list[str] | None = None) -> int:
         results[name] = run_model(name, formats, precisions)
         bad = [f"{a['format']} {a['precision']}" for a in results[name]["artifacts"] if a["status"] != "passed"]
         print(f"    {results[name]['seconds']:.0f} s, failed: {', '.join(bad) or 'none'}", flush=True)
-        JSON_PATH.write_text(json.dumps(results, indent=1) + "\n")
+        results = _save(name, results[name])
         write_markdown(results, formats, precisions)  # usable even if the run is stopped
+    results = json.loads(JSON_PATH.read_text()) if JSON_PATH.is_file() else results
     write_markdown(results, formats, precisions)
     print(f"wrote {MD_PATH}")
     return 0

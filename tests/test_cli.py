@@ -48,6 +48,7 @@ def test_models_json_lists_the_zoo() -> None:
         (("info", "squeezenett"), "unknown model 'squeezenett': did you mean"),
         (("info", "squeezenet", "--resolution", "8"), "too small"),
         (("models", "nomatch*"), "no model matches"),
+        (("suite", "run", "benchmarks/suites/quick.toml", "--no-export", "--export-only"), "exclude each other"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(args, message) -> None:
