@@ -80,7 +80,14 @@ class DeviceInfo:
         """Folder-friendly name: benchmarks/results/<slug>/<date>.json."""
         name = re.sub(r"\(r\)|\(tm\)|cpu|processor|@.*", "", self.cpu.lower())
         name = re.sub(r"[^a-z0-9]+", "-", name).strip("-") or "cpu"
-        return f"{name}-{self.physical_cores}c-{self.arch.lower()}-{sys.platform}"
+        # The widest vector ISA is part of the name: one CPU brand string ("AMD EPYC") covers
+        # AVX2-only and AVX-512 + VNNI parts whose int8 results differ completely.
+        isa = set(self.isa)
+        vector = next((tag for tag, flags in (("avx512vnni", {"avx512_vnni", "avx512vnni"}),
+                                               ("avx512", {"avx512f"}), ("avxvnni", {"avx_vnni", "avxvnni"}),
+                                               ("avx2", {"avx2"}), ("dotprod", {"dotprod", "asimddp"}),
+                                               ("neon", {"neon", "asimd"})) if isa & flags), None)
+        return "-".join(filter(None, [name, f"{self.physical_cores}c", self.arch.lower(), vector, sys.platform]))
 
     def peak(self, threads: int | None = None) -> PeakEstimate | None:
         """fp32 peak of ``threads`` cores (all usable cores when None); None if the clock is unknown."""
