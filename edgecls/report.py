@@ -259,7 +259,7 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def markdown(results: list[dict], rows: list[dict], picks: list[dict], plots: list[Path]) -> str:
+def markdown(results: list[dict], rows: list[dict], picks: list[dict], plots: list[Path], summary_lines: list[str]) -> str:
     lines = ["# edgecls benchmark report", ""]
     lines.append("Sources: " + ", ".join(f"`{Path(r['_source']).name}`" for r in results))
     lines.append("")
@@ -283,7 +283,7 @@ def markdown(results: list[dict], rows: list[dict], picks: list[dict], plots: li
                  "thread count (runtime named beside the time); int8 speed-up = best fp32 / best int8; pick = "
                  "the recommendation below at the highest thread count.")
     lines.append("")
-    lines.extend(summary_markdown(summary(rows, picks)))
+    lines.extend(summary_lines)
     lines.append("")
     lines.append("## Recommendations")
     lines.append("")
@@ -501,10 +501,11 @@ def write_report(paths: list[Path], out_dir: Path, plots: bool = True) -> dict[s
                 plot_files.append(path)
                 written[name] = path
     picks = recommend(rows)
-    (out_dir / "report.md").write_text(markdown(results, rows, picks, plot_files))
+    summary_lines = summary_markdown(summary(rows, picks))
+    (out_dir / "report.md").write_text(markdown(results, rows, picks, plot_files, summary_lines))
     written["markdown"] = out_dir / "report.md"
     # The summary table alone, for pasting into a README or a PR.
-    (out_dir / "summary.md").write_text("\n".join(summary_markdown(summary(rows, picks))) + "\n")
+    (out_dir / "summary.md").write_text("\n".join(summary_lines) + "\n")
     written["summary"] = out_dir / "summary.md"
     write_csv(rows, out_dir / "results.csv")
     written["csv"] = out_dir / "results.csv"

@@ -34,6 +34,11 @@ class ExportRequest:
     # Per-format settings from the target profile: options["onnx"]["int8"] is the [onnx.int8] table.
     options: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def is_attention_model(self) -> bool:
+        """Whether the model is one of TRANSFORMER_FAMILIES (their int8 recipes differ)."""
+        return getattr(self.info, "family", "") in TRANSFORMER_FAMILIES
+
 
 class Exporter(ABC):
     format: str  # "onnx", "openvino", "tflite"

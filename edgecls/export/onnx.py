@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from edgecls.errors import InvalidArgumentError, MissingDependencyError
-from edgecls.export.base import TRANSFORMER_FAMILIES, ExportRequest, Exporter
+from edgecls.export.base import ExportRequest, Exporter
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -357,7 +357,7 @@ def quantize_int8(fp32_path: Path, dest: Path, request: ExportRequest, settings:
     partial = workdir / f"{dest.stem}.quant.onnx"
     op_types = settings.op_types
     if op_types == "auto":
-        op_types = ATTENTION_OP_TYPES if getattr(request.info, "family", "") in TRANSFORMER_FAMILIES else None
+        op_types = ATTENTION_OP_TYPES if request.is_attention_model else None
     elif op_types == "all":
         op_types = None
     quantize_static(
@@ -373,12 +373,13 @@ def quantize_int8(fp32_path: Path, dest: Path, request: ExportRequest, settings:
     )
     model = onnx.load(str(partial))
     props = artifact_metadata(request, "int8")
-    props["quantization"] = json.dumps({**vars(settings), "op_types": op_types or "all"})
+    used = {**vars(settings), "op_types": op_types or "all"}
+    props["quantization"] = json.dumps(used)
     _set_metadata(model, props)
     onnx.save(model, str(dest))
     for scratch in (prepared, partial):
         scratch.unlink(missing_ok=True)
-    return {**vars(settings), "op_types": op_types or "all"}
+    return used
 
 
 class OnnxExporter(Exporter):

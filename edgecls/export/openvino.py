@@ -20,7 +20,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from edgecls.errors import InvalidArgumentError, MissingDependencyError
-from edgecls.export.base import TRANSFORMER_FAMILIES, ExportRequest, Exporter
+from edgecls.export.base import ExportRequest, Exporter
 
 # TRANSFORMER_FAMILIES get NNCF's transformer model type: it leaves the attention's
 # normalizations and softmax-side arithmetic unquantized and smooths activation outliers before
@@ -153,7 +153,7 @@ def _convert(ov: Any, request: ExportRequest) -> tuple[Any, str]:
 def _is_attention_model(request: ExportRequest, settings: OpenVinoInt8Settings) -> bool:
     if settings.model_type != "auto":
         return settings.model_type == "transformer"
-    return getattr(request.info, "family", "") in TRANSFORMER_FAMILIES
+    return request.is_attention_model
 
 
 def _checked_calibration(request: ExportRequest) -> np.ndarray:

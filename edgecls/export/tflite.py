@@ -43,7 +43,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from edgecls.errors import EdgeclsError, InvalidArgumentError, MissingDependencyError
-from edgecls.export.base import PRECISIONS, TRANSFORMER_FAMILIES, Exporter, ExportRequest
+from edgecls.export.base import PRECISIONS, Exporter, ExportRequest
 
 SIGNATURE = "serving_default"  # the one signature litert-torch writes
 # Smallest calibrated activation range: an int8 scale of at least 2**-12 (see _at_least_min_span).
@@ -167,7 +167,7 @@ def _full_integer(content: bytes, request: ExportRequest) -> bytes:
     recipe_manager = aeq.recipe_manager.RecipeManager()
     recipe_manager.add_static_config(regex=".*", operation_name=aeq.qtyping.TFLOperationName.ALL_SUPPORTED,
                                      activation_num_bits=8, weight_num_bits=8)  # = recipe.static_wi8_ai8()
-    if getattr(request.info, "family", "") in TRANSFORMER_FAMILIES:
+    if request.is_attention_model:
         # Softmax stays float: TFLite's int8 softmax has a fixed output scale of 1/256, too coarse
         # for attention weights that sharpen on a few tokens. Measured on random-weight
         # mobileformer_52m at 224 px: min cosine 0.884 with an int8 softmax, 0.998 with a float one
