@@ -131,7 +131,7 @@ def suite_run(
     export_only: bool = typer.Option(False, "--export-only", help="export what is missing, benchmark nothing"),
 ) -> None:
     """Export what is missing, benchmark models x formats x precisions x threads, write results JSON."""
-    from edgecls.bench.suite import load_suite, run_suite
+    from edgecls.suite import load_suite, run_suite
 
     if no_export and export_only:
         raise InvalidArgumentError("--no-export and --export-only exclude each other: pick one")
@@ -161,8 +161,8 @@ def report(
 def info_artifact(path: Path, as_json: bool = False) -> None:
     """What an artifact file is: format, size, input, output, precision, model and MACs (no torch)."""
     from edgecls.bench.harness import FORMAT_OF_SUFFIX, RUNTIME_OF_FORMAT, artifact_bytes, resolve_targets
-    from edgecls.bench.onnx_macs import count_artifact_macs
-    from edgecls.bench.registry import open_runner
+    from edgecls.runtime.graph import count_artifact_macs
+    from edgecls.runtime.registry import open_runner
 
     path = Path(path)
     if not path.is_file():

@@ -102,7 +102,7 @@ def export(
 
 def top_labels(path: Path, image_array, k: int = 3) -> list[tuple[str, float]]:
     """The top-``k`` (label, probability) of an artifact for one preprocessed NCHW image."""
-    from edgecls.export.parity import run_artifact
+    from edgecls.runtime.run import run_artifact
     from edgecls.labels import imagenet_labels
 
     logits, _ = run_artifact(path, image_array[None])

@@ -13,7 +13,7 @@ import pytest
 
 from bench_artifacts import TINY_MACS, TINY_TFLITE, write_tiny_onnx, write_tiny_openvino
 from edgecls.bench.harness import benchmark_target, parse_threads, resolve_targets, run_benchmarks
-from edgecls.bench.onnx_macs import count_artifact_macs, count_onnx_macs
+from edgecls.runtime.graph import count_artifact_macs, count_onnx_macs
 from edgecls.bench.stats import TimingConfig
 from edgecls.errors import EdgeclsError, InvalidArgumentError
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edgecls.bench.suite import _missing, load_suite, results_path
+from edgecls.suite import _missing, load_suite, results_path
 from edgecls.errors import EdgeclsError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -131,7 +131,7 @@ def test_results_path_is_per_device_and_date(tmp_path):
 
 def test_run_suite_benchmarks_the_cache_and_lists_what_is_missing(tmp_path):
     from bench_artifacts import write_tiny_onnx
-    from edgecls.bench.suite import run_suite
+    from edgecls.suite import run_suite
 
     suite_file = write(tmp_path, """
 name = "mini"
@@ -169,7 +169,7 @@ dir = "results"
 
 
 def test_export_only_exports_what_is_missing_and_times_nothing(tmp_path):
-    from edgecls.bench.suite import run_suite
+    from edgecls.suite import run_suite
 
     suite_file = write(tmp_path, """
 name = "prepare"

@@ -14,7 +14,8 @@ from edgecls.errors import InvalidArgumentError
 from edgecls.export.base import ExportRequest
 from edgecls.export.calibration import load_image_sets
 from edgecls.export.onnx import OnnxExporter, OnnxInt8Settings, convert_to_fp16, fp32_onnx
-from edgecls.export.parity import compare, rule_for, run_artifact
+from edgecls.export.parity import compare, rule_for
+from edgecls.runtime.run import run_artifact
 
 pytestmark = pytest.mark.xdist_group("export")
 

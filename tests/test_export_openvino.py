@@ -13,8 +13,8 @@ pytest.importorskip("nncf")
 import torch  # noqa: E402
 
 import edgecls  # noqa: E402
-from edgecls.bench.openvino import OpenVinoRunner  # noqa: E402
-from edgecls.bench.registry import open_runner  # noqa: E402
+from edgecls.runtime.openvino import OpenVinoRunner  # noqa: E402
+from edgecls.runtime.registry import open_runner  # noqa: E402
 from edgecls.errors import EdgeclsError, InvalidArgumentError  # noqa: E402
 from edgecls.export.base import ExportRequest  # noqa: E402
 from edgecls.export.openvino import EXPORTER, OpenVinoExporter  # noqa: E402

@@ -20,8 +20,8 @@ pytest.importorskip("ai_edge_litert")
 import torch  # noqa: E402
 
 import edgecls  # noqa: E402
-from edgecls.bench.litert import LiteRTRunner  # noqa: E402
-from edgecls.bench.registry import open_runner  # noqa: E402
+from edgecls.runtime.litert import LiteRTRunner  # noqa: E402
+from edgecls.runtime.registry import open_runner  # noqa: E402
 from edgecls.errors import InvalidArgumentError  # noqa: E402
 from edgecls.export.base import ExportRequest  # noqa: E402
 from edgecls.export.calibration import builtin_sets  # noqa: E402

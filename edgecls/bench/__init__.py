@@ -1,4 +1,4 @@
-"""Benchmarks: runners per runtime, the timing harness, device description, suites.
+"""Benchmarks: the timing harness, statistics and device description (runners live in edgecls.runtime).
 
 Submodules load on first use, so ``import edgecls.bench`` pulls in no runtime and no torch.
 """
@@ -18,10 +18,6 @@ _LAZY = {
     "benchmark_target": "edgecls.bench.harness",
     "run_benchmarks": "edgecls.bench.harness",
     "describe_device": "edgecls.bench.device",
-    "count_onnx_macs": "edgecls.bench.onnx_macs",
-    "open_runner": "edgecls.bench.registry",
-    "load_suite": "edgecls.bench.suite",
-    "run_suite": "edgecls.bench.suite",
 }
 
 __all__ = list(_LAZY)

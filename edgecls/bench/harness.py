@@ -123,7 +123,7 @@ def _artifact_metadata(path: Path) -> dict:
     meta: dict[str, Any] = {}
     try:
         if path.suffix.lower() == ".onnx":
-            from edgecls.bench.onnx_macs import onnx_metadata
+            from edgecls.runtime.graph import onnx_metadata
 
             raw = onnx_metadata(path)
         elif path.suffix.lower() == ".xml":
@@ -290,7 +290,7 @@ def _input_shape(spec, batch: int, resolution: int | None) -> tuple[int, ...]:
 
 
 def _open_runner(target: dict, threads: int | None, batch: int):
-    from edgecls.bench.registry import open_runner, runner_class
+    from edgecls.runtime.registry import open_runner, runner_class
 
     if target["format"] == "torch":
         cls = runner_class("torch")
@@ -495,7 +495,7 @@ def model_macs(target: Target) -> tuple[int | None, str | None]:
             if not candidate.is_file():
                 continue
             try:
-                from edgecls.bench.onnx_macs import count_artifact_macs
+                from edgecls.runtime.graph import count_artifact_macs
 
                 counted = count_artifact_macs(candidate, batch=1, resolution=target.resolution)
             except EdgeclsError:  # includes MissingDependencyError: try the next candidate

@@ -94,30 +94,5 @@ def rule_for(precision: str, real_weights: bool, min_agreement: float | None = N
     raise ValueError(f"no parity rule for precision {precision!r}")
 
 
-def run_artifact(path, inputs: np.ndarray, batch: int | None = None, threads: int | None = None) -> tuple[np.ndarray, dict]:
-    """Logits of the artifact at ``path`` for NCHW ``inputs``, and what its runner reports about it.
-
-    Inputs are transposed to the artifact's layout and fed in its static batch size (padding the
-    last batch by repeating inputs, whose extra outputs are dropped).
-    """
-    from edgecls.bench.registry import open_runner
-
-    runner = open_runner(path, threads=threads)
-    spec = runner.input_spec
-    x = inputs.transpose(0, 2, 3, 1) if spec.layout == "NHWC" else inputs
-    static = spec.shape[0] if spec.shape and isinstance(spec.shape[0], int) else None
-    step = static or batch or 1
-    outputs = []
-    for start in range(0, len(x), step):
-        chunk = x[start:start + step]
-        real = len(chunk)
-        if static and real < static:
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], static - real, axis=0)])
-        outputs.append(np.asarray(runner.run(chunk)).reshape(len(chunk), -1)[:real])
-    described = {"runtime": runner.runtime, "runtime_version": runner.version(),
-                 "input": {"name": spec.name, "shape": list(spec.shape), "dtype": spec.dtype, "layout": spec.layout}}
-    return np.concatenate(outputs), described
-
-
 __all__ = ["DEFAULT_MIN_AGREEMENT", "FP16_MIN_COSINE", "FP32_MAX_REL_DIFF", "INT8_RANDOM_MIN_COSINE",
-           "ParityFigures", "ParityRule", "compare", "rule_for", "run_artifact"]
+           "ParityFigures", "ParityRule", "compare", "rule_for"]

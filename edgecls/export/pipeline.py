@@ -432,7 +432,8 @@ def _child(job_path: Path) -> int:
     import numpy as np
 
     from edgecls.export.base import ExportRequest
-    from edgecls.export.parity import compare, run_artifact
+    from edgecls.export.parity import compare
+    from edgecls.runtime.run import run_artifact
     from edgecls.export.registry import exporter_class
     from edgecls.models import create_model
 

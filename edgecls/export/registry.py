@@ -1,6 +1,6 @@
 """Format registry: which module exports which format.
 
-Like edgecls.bench.registry, nothing heavy is imported until a format is used: listing formats and
+Like edgecls.runtime.registry, nothing heavy is imported until a format is used: listing formats and
 checking a user's ``--formats`` costs nothing and works without any converter installed.
 """
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecls.bench.base import InputSpec, Runner
+from edgecls.runtime.base import InputSpec, Runner
 from edgecls.errors import EdgeclsError, InvalidArgumentError, MissingDependencyError
 
 _INTEGER_RANGES = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767)}

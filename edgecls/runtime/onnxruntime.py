@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecls.bench.base import InputSpec, Runner
+from edgecls.runtime.base import InputSpec, Runner
 from edgecls.errors import EdgeclsError, MissingDependencyError
 
 

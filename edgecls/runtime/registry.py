@@ -9,10 +9,10 @@ from edgecls.errors import EdgeclsError, MissingDependencyError
 
 # One line per runtime module, in order of preference for a suffix that several open.
 RUNTIME_MODULES = {
-    "onnxruntime": "edgecls.bench.onnxruntime",
-    "openvino": "edgecls.bench.openvino",
-    "litert": "edgecls.bench.litert",
-    "torch": "edgecls.bench.torch",
+    "onnxruntime": "edgecls.runtime.onnxruntime",
+    "openvino": "edgecls.runtime.openvino",
+    "litert": "edgecls.runtime.litert",
+    "torch": "edgecls.runtime.torch",
 }
 
 SUFFIX_RUNTIME = {".onnx": "onnxruntime", ".xml": "openvino", ".tflite": "litert"}

@@ -1,7 +1,7 @@
 """The one interface every runtime implements.
 
-A runtime module (``edgecls/bench/<runtime>.py``) defines one ``Runner`` subclass and is listed in
-``edgecls.bench.registry.RUNTIME_MODULES``. Runners import their runtime inside ``__init__`` so
+A runtime module (``edgecls/runtime/<runtime>.py``) defines one ``Runner`` subclass and is listed in
+``edgecls.runtime.registry.RUNTIME_MODULES``. Runners import their runtime inside ``__init__`` so
 that listing them costs nothing and a missing runtime fails with one clear line.
 
 Timing contract: ``prepare`` turns a float32 array into whatever the runtime consumes (layout,

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecls.bench.base import InputSpec, Runner
+from edgecls.runtime.base import InputSpec, Runner
 from edgecls.errors import EdgeclsError, MissingDependencyError
 
 _NUMPY_DTYPES = {"f32": "float32", "f16": "float16", "u8": "uint8", "i8": "int8"}
