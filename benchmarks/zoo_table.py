@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def build_rows() -> list[dict]:
-    from edgecls.cli import model_summary
+    from edgecls.profile import model_summary
     from edgecls.models import list_models
 
     refs = json.loads((ROOT / "tests/data/reference_state_dicts.json").read_text())["models"]

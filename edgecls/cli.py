@@ -32,38 +32,6 @@ def _human(n: float, unit: str = "") -> str:
     return f"{n:.0f}{unit}"
 
 
-def meta_profile(name: str, resolution: int | None = None):
-    """(ModelInfo, ModelProfile) counted on torch's meta device: shapes only, no weights, no compute."""
-    import torch
-
-    from edgecls.models import get_model_info
-    from edgecls.profile import profile_model
-
-    info = get_model_info(name)
-    if resolution is not None:
-        info.check_resolution(resolution)
-    with torch.device("meta"):
-        model = info.builder(num_classes=info.num_classes)
-    model.edgecls_info = info
-    return info, profile_model(model, resolution=resolution)
-
-
-def model_summary(name: str, resolution: int | None = None) -> dict:
-    """Params and MACs of a registered model (the `edgecls models` row)."""
-    info, profile = meta_profile(name, resolution)
-    return {
-        "name": info.name,
-        "family": info.family,
-        "params": profile.params,
-        "macs": profile.macs,
-        "resolution": profile.resolution,
-        "top1": info.top1,
-        "paper_madds": info.paper_madds,
-        "references": list(info.references),
-        "pretrained": info.pretrained is not None,
-    }
-
-
 @app.command()
 def models(
     pattern: Optional[str] = typer.Argument(None, help="fnmatch filter, e.g. 'mobilenet*'"),
@@ -71,6 +39,7 @@ def models(
 ) -> None:
     """List the model zoo: params, MACs, native resolution, published top-1."""
     from edgecls.models import list_models
+    from edgecls.profile import model_summary
 
     names = list_models(pattern)
     if not names:
@@ -112,6 +81,8 @@ def info(
 
         info_artifact(Path(target), as_json=as_json)
         return
+    from edgecls.profile import meta_profile
+
     meta, profile = meta_profile(target, resolution)
     data = profile.to_dict(layers=layers)
     data.update(family=meta.family, top1=meta.top1, paper_madds=meta.paper_madds, mean=list(meta.mean),

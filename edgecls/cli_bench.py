@@ -124,18 +124,20 @@ def _progress_printer(total: int):
 
 
 def suite_run(
-    suite_file: Path = typer.Argument(..., help="suite TOML, e.g. benchmarks/suites/quick.toml"),
+    suite_file: str = typer.Argument(..., help="suite name (quick, zoo: shipped with edgecls) or a suite TOML file"),
     out: Optional[Path] = typer.Option(None, "--out", help="results folder (default: benchmarks/results beside the suite)"),
     exports: Optional[Path] = typer.Option(None, "--exports", help="export cache folder (default: from the suite)"),
     no_export: bool = typer.Option(False, "--no-export", help="benchmark only what is already exported"),
     export_only: bool = typer.Option(False, "--export-only", help="export what is missing, benchmark nothing"),
 ) -> None:
     """Export what is missing, benchmark models x formats x precisions x threads, write results JSON."""
+    from edgecls.resources import find_suite
     from edgecls.suite import load_suite, run_suite
 
     if no_export and export_only:
         raise InvalidArgumentError("--no-export and --export-only exclude each other: pick one")
-    suite = load_suite(suite_file)
+    suite_path, base = find_suite(suite_file)
+    suite = load_suite(suite_path, base=base)
     path = run_suite(suite, results_dir=out, exports_dir=exports, export_missing=not no_export,
                      export_only=export_only)
     if path is None:

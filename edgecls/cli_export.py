@@ -124,7 +124,6 @@ def demo(
     calib_size: int = typer.Option(100, "--calib-size", help="Number of built-in calibration images."),
 ) -> None:
     """Export the built-in pretrained tf_efficientnet_lite0 to every format (fp32 + int8) and classify a photo."""
-    import torch
     from rich.table import Table
 
     from edgecls.export.pipeline import ExportConfig, run_export
@@ -137,6 +136,8 @@ def demo(
                           calib_size=calib_size, out=out)
     run = run_export(config, log=_log(console))
     console.print(results_table(run.artifacts, title=f"{DEMO_MODEL} (pretrained) -> {run.out}"))
+
+    import torch  # after run_export: without torch it has already said what to install
 
     model = create_model(DEMO_MODEL, pretrained=True)
     image = preprocess_for(model.edgecls_info, load_image(builtin_photo_path(DEMO_PHOTO)))

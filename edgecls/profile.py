@@ -106,3 +106,35 @@ def profile_model(model, resolution: int | None = None, batch: int = 1, name: st
         peak_activation_bytes=max((o[1] + o[2] for o in outputs.values()), default=0),
         layers=layers,
     )
+
+
+def meta_profile(name: str, resolution: int | None = None):
+    """(ModelInfo, ModelProfile) of a registered model counted on torch's meta device: shapes only,
+    no weights, no compute."""
+    from edgecls.models import get_model_info
+
+    info = get_model_info(name)  # before torch: a runtime-only install gets the one-line message
+    if resolution is not None:
+        info.check_resolution(resolution)
+    import torch
+
+    with torch.device("meta"):
+        model = info.builder(num_classes=info.num_classes)
+    model.edgecls_info = info
+    return info, profile_model(model, resolution=resolution)
+
+
+def model_summary(name: str, resolution: int | None = None) -> dict:
+    """Params, MACs and published figures of a registered model (a row of `edgecls models`)."""
+    info, profile = meta_profile(name, resolution)
+    return {
+        "name": info.name,
+        "family": info.family,
+        "params": profile.params,
+        "macs": profile.macs,
+        "resolution": profile.resolution,
+        "top1": info.top1,
+        "paper_madds": info.paper_madds,
+        "references": list(info.references),
+        "pretrained": info.pretrained is not None,
+    }

@@ -136,8 +136,9 @@ def _weights(path: Path, value: Any, key: str) -> str:
     return value
 
 
-def load_suite(path: Path, check_models: bool = True) -> Suite:
-    """Parse and validate a suite file; ``check_models`` resolves model names (needs the registry)."""
+def load_suite(path: Path, check_models: bool = True, base: Path | None = None) -> Suite:
+    """Parse and validate a suite file; ``check_models`` resolves model names (needs the registry);
+    relative ``dir`` settings start from ``base`` (default: the suite file's folder)."""
     try:
         import tomllib
     except ImportError:  # Python 3.10
@@ -217,7 +218,7 @@ def load_suite(path: Path, check_models: bool = True) -> Suite:
         raise _error(path, f"[timing] {exc}") from None
     export = data.get("export", {})
     output = data.get("output", {})
-    base = path.resolve().parent
+    base = Path(base) if base is not None else path.resolve().parent
     return Suite(
         path=path,
         name=str(data.get("name", path.stem)),

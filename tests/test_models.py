@@ -57,7 +57,7 @@ def test_forward_batches_and_torch_export(name: str) -> None:
 @pytest.mark.parametrize("name", ALL)
 def test_profiles_on_meta_device(name: str) -> None:
     """`edgecls models` counts on the meta device: every model must trace there (no stray CPU tensors)."""
-    from edgecls.cli import model_summary
+    from edgecls.profile import model_summary
 
     row = model_summary(name)
     assert row["params"] > 0 and row["macs"] > 0

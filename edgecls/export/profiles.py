@@ -1,5 +1,8 @@
-"""Target profiles: user-editable TOML files (``export/<name>.toml``) saying what to build for a
-kind of device: formats, precisions, per-format converter settings, threads to benchmark.
+"""Target profiles: TOML files saying what to build for a kind of device: formats, precisions,
+per-format converter settings, threads to benchmark.
+
+The shipped profiles are package data (``edgecls/export/targets/<name>.toml``), so a wheel install
+finds them; a user's own ``./export/<name>.toml`` (or any FILE.toml path) takes precedence.
 
 A profile named on the command line (``--target x86-avx2``) sets the formats and precisions of the
 run; without one, the profile of this machine (``detect_target``) only supplies converter settings,
@@ -33,10 +36,16 @@ class TargetProfile:
                 "options": self.options}
 
 
+def shipped_profile_dir() -> Path:
+    """The folder of the profiles installed with edgecls (wheel or checkout alike)."""
+    from edgecls.resources import shipped_dir
+
+    return shipped_dir("edgecls.export", "targets")
+
+
 def profile_dirs() -> list[Path]:
-    """Where ``--target NAME`` looks: ./export (a user's own copies first), then the checkout's export/."""
-    repo = Path(__file__).resolve().parents[2] / "export"
-    dirs = [Path.cwd() / "export", repo]
+    """Where ``--target NAME`` looks: ./export (a user's own copies first), then the shipped profiles."""
+    dirs = [Path.cwd() / "export", shipped_profile_dir()]
     return list(dict.fromkeys(d for d in dirs if d.is_dir()))
 
 
@@ -70,8 +79,11 @@ def _find(target: str) -> Path:
 
 
 def load_profile(target: str | None = None) -> TargetProfile:
-    """The profile ``target`` (a name in export/ or a .toml path), or this machine's profile."""
-    import tomllib
+    """The profile ``target`` (a shipped name, a name in ./export or a .toml path), or this machine's profile."""
+    try:
+        import tomllib
+    except ImportError:  # Python < 3.11
+        import tomli as tomllib
 
     from edgecls.export.base import PRECISIONS
     from edgecls.export.registry import FORMAT_MODULES, check_format
@@ -111,4 +123,4 @@ def load_profile(target: str | None = None) -> TargetProfile:
     return TargetProfile(path.stem, path, str(data.get("description", "")), formats, list(precisions), threads, options)
 
 
-__all__ = ["TargetProfile", "detect_target", "list_profiles", "load_profile", "profile_dirs"]
+__all__ = ["TargetProfile", "detect_target", "list_profiles", "load_profile", "profile_dirs", "shipped_profile_dir"]

@@ -11,7 +11,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from edgecls.errors import InvalidArgumentError, UnknownModelError
+from edgecls.errors import InvalidArgumentError, MissingDependencyError, UnknownModelError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -110,7 +110,12 @@ def _load_families() -> None:
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:
-            # A family file not written yet is simply absent; a missing dependency inside one is a bug.
+            # A runtime-only install has no torch: every command that needs a model says what to install.
+            if exc.name == "torch" or (exc.name or "").startswith("torch."):
+                raise MissingDependencyError(
+                    "models need PyTorch, which this install lacks: pip install 'edgecls[export]'"
+                ) from None
+            # A family file not written yet is simply absent; any other missing dependency is a bug.
             if exc.name != module:
                 raise
     _loaded = True
