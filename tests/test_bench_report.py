@@ -130,3 +130,23 @@ def test_summary_has_best_fp32_and_int8_per_thread_count(tmp_path):
     # litert int8 (4.0) failed parity and torch (1.0) is the baseline: neither is "best".
     assert table[2] == "| m | 300 | 8.00 openvino | 6.00 onnxruntime | 1.33x | 5.00 openvino | 2.50 openvino | 2.00x | openvino int8 |"
     assert "## Summary" in written["markdown"].read_text()
+
+
+@pytest.mark.parametrize("where", ["a file", "under a file"])
+def test_report_out_that_cannot_be_a_folder_is_one_line(tmp_path, two_devices, where):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    blocker = tmp_path / "taken.txt"
+    blocker.write_text("not a folder")
+    out = blocker if where == "a file" else blocker / "report"
+    repo = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, "-m", "edgecls.cli", "report", *map(str, two_devices), "--out", str(out),
+                             "--no-plots"], capture_output=True, text=True, cwd=tmp_path,
+                            env={"PYTHONPATH": str(repo), "PATH": "/usr/bin:/bin"}, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert str(blocker) in line and "--out" in line
+    assert blocker.read_text() == "not a folder"
