@@ -139,10 +139,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="go through the models from the end: a second run alongside a first one meets it in the middle")
     args = parser.parse_args(argv)
 
-    from edgecls.export.registry import FORMAT_MODULES, format_available
+    from edgecls.export.registry import format_available
+    from edgecls.formats import export_formats
     from edgecls.models import list_models
 
-    formats = args.formats.split(",") if args.formats else [f for f in FORMAT_MODULES if format_available(f)]
+    formats = args.formats.split(",") if args.formats else [f for f in export_formats() if format_available(f)]
     precisions = [p for p in PRECISIONS if p in args.precisions.split(",")]
     patterns = args.models.split(",")
     names = [n for n in list_models() if any(fnmatch.fnmatch(n, p) for p in patterns)]

@@ -22,9 +22,6 @@ app = typer.Typer(
     help="Image classifiers from PyTorch to edge runtimes: models, export, benchmarks.",
 )
 
-ARTIFACT_SUFFIXES = (".onnx", ".xml", ".tflite")
-
-
 def _human(n: float, unit: str = "") -> str:
     for factor, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(n) >= factor:
@@ -74,12 +71,16 @@ def info(
     resolution: Optional[int] = typer.Option(None, "--resolution", "-r", help="input side in pixels"),
     layers: bool = typer.Option(False, "--layers", help="per-layer table"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
+    no_verify: bool = typer.Option(False, "--no-verify", help="open the artifact even if it does not match "
+                                   "the sha256 of its folder's manifest.json"),
 ) -> None:
     """Params, MACs and activation memory of a model (or an exported artifact)."""
-    if Path(target).suffix.lower() in ARTIFACT_SUFFIXES:
+    from edgecls.formats import is_artifact_path
+
+    if is_artifact_path(target):
         from edgecls.cli_bench import info_artifact
 
-        info_artifact(Path(target), as_json=as_json)
+        info_artifact(Path(target), as_json=as_json, verify=not no_verify)
         return
     from edgecls.profile import meta_profile
 
@@ -136,6 +137,10 @@ def main() -> None:
     except EdgeclsError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    except SystemExit as exc:
+        if exc.code == 130:  # typer turns Ctrl-C (and SIGTERM, see edgecls.isolation) into exit 130, silently
+            typer.echo("interrupted", err=True)
+        raise
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)

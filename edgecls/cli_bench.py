@@ -85,6 +85,8 @@ def bench(
     resolution: Optional[int] = typer.Option(None, "--resolution", "-r",
                                              help="input side for model names and dynamic-size artifacts"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="write every result, raw times included, here"),
+    no_verify: bool = typer.Option(False, "--no-verify", help="run artifacts even if they do not match the "
+                                   "sha256 of their folder's manifest.json"),
 ) -> None:
     """Latency (p50/p90/p99), throughput, peak RSS, MACs and GFLOP/s, each measurement in a fresh process."""
     from edgecls.bench.device import describe_device
@@ -92,20 +94,50 @@ def bench(
     from edgecls.bench.stats import TimingConfig
 
     timing = TimingConfig(warmup_runs, warmup_seconds, min_runs, min_seconds, max_seconds)
+    if not isinstance(batch, int) or batch < 1:
+        raise InvalidArgumentError(f"--batch must be a positive integer, got {batch!r}")
     thread_counts = parse_threads(threads) if threads else [describe_device().usable_cores]
-    resolved = resolve_targets(targets, weights=str(weights) if weights else None, resolution=resolution)
+    resolved = resolve_targets(targets, weights=str(weights) if weights else None, resolution=resolution,
+                               verify=not no_verify)
+    if json_out:
+        _check_writable(json_out, "--json")  # before minutes of measuring, not after
     single = len(resolved) * len(thread_counts) == 1
     # One measurement: its error is the command's error. Several: report what failed, keep the rest.
     results = run_benchmarks(resolved, thread_counts, batch, timing, stop_on_error=single,
                              on_result=_progress_printer(len(resolved) * len(thread_counts)))
+    write_error = None
     if json_out:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(results, indent=1))
+        from edgecls.manifest import atomic_write_bytes, describe_os_error
+
+        try:
+            atomic_write_bytes(json_out, json.dumps(results, indent=1).encode())
+        except OSError as exc:
+            write_error = f"cannot write --json {json_out}: {describe_os_error(exc)} (the results are printed above)"
     if not results["results"]:
         raise EdgeclsError(f"nothing could be measured: {results['errors'][0]['error']}")
     _print_results(results)
+    if write_error:
+        raise EdgeclsError(write_error)
     if json_out:
         typer.echo(f"wrote {json_out}")
+
+
+def _check_writable(path: Path, option: str) -> None:
+    """One line now, when ``path`` cannot be written (a folder, under a file, read-only...)."""
+    from edgecls.manifest import describe_os_error
+
+    path = Path(path)
+    if path.is_dir():
+        raise EdgeclsError(f"{option} {path} is a folder: give a file name such as results.json")
+    existed = path.exists()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a"):
+            pass
+    except OSError as exc:
+        raise EdgeclsError(f"cannot write {option} {path}: {describe_os_error(exc)}") from None
+    if not existed:
+        path.unlink(missing_ok=True)
 
 
 def _progress_printer(total: int):
@@ -160,36 +192,40 @@ def report(
         typer.echo(f"{kind:18s} {path}")
 
 
-def info_artifact(path: Path, as_json: bool = False) -> None:
-    """What an artifact file is: format, size, input, output, precision, model and MACs (no torch)."""
-    from edgecls.bench.harness import FORMAT_OF_SUFFIX, RUNTIME_OF_FORMAT, artifact_bytes, resolve_targets
-    from edgecls.runtime.graph import count_artifact_macs
-    from edgecls.runtime.registry import open_runner
+def info_artifact(path: Path, as_json: bool = False, verify: bool = True) -> None:
+    """What an artifact file is: format, size, input, output, precision, model and MACs (no torch).
+
+    The runtime opens the file in a child process (edgecls.isolation): a runtime that crashes on
+    it gives one line, not a dead command."""
+    from edgecls.bench.harness import resolve_targets
+    from edgecls.formats import artifact_bytes
+    from edgecls.isolation import run_isolated
 
     path = Path(path)
     if not path.is_file():
         raise EdgeclsError(f"artifact not found: {path}")
-    (target,) = resolve_targets([str(path)])
-    runner = open_runner(path, runtime=RUNTIME_OF_FORMAT[FORMAT_OF_SUFFIX[path.suffix.lower()]])
-    spec = runner.input_spec
+    (target,) = resolve_targets([str(path)], verify=verify)
+    outcome = run_isolated("edgecls.runtime.run:describe_artifact", {"path": str(path), "resolution": target.resolution},
+                           timeout=600)
+    if not outcome.ok:
+        outcome.raise_for_user_error()
+        raise EdgeclsError(f"the {target.runtime} runtime failed on {path}: {outcome.describe()}")
+    described = outcome.value
+    spec = described["input"]
     data = {
         "file": str(path),
         "format": target.format,
-        "runtime": runner.runtime,
-        "runtime_version": runner.version(),
+        "runtime": described["runtime"],
+        "runtime_version": described["runtime_version"],
         "bytes": artifact_bytes(path),
         "model": target.model,
         "precision": target.precision,
-        "input": {"name": spec.name, "shape": list(spec.shape), "dtype": spec.dtype, "layout": spec.layout},
+        "input": spec,
+        "macs": described.get("macs"),
     }
-    try:
-        counted = count_artifact_macs(path, batch=1, resolution=target.resolution)
-        data["macs"] = counted.macs_per_image
-        data["macs_by_op"] = counted.by_op
-        data["macs_complete"] = counted.complete
-    except EdgeclsError as exc:
-        data["macs"] = None
-        data["macs_error"] = str(exc)
+    for key in ("macs_by_op", "macs_complete", "macs_error"):
+        if key in described:
+            data[key] = described[key]
     if target.manifest_entry:
         data["manifest"] = {k: v for k, v in target.manifest_entry.items() if k != "file"}
     if as_json:
@@ -202,7 +238,7 @@ def info_artifact(path: Path, as_json: bool = False) -> None:
     console.print(f"  size        {data['bytes']:,} bytes ({data['bytes'] / 2**20:.2f} MB, side files included)")
     console.print(f"  model       {data['model'] or 'unknown (no manifest or metadata names it)'}")
     console.print(f"  precision   {data['precision'] or 'unknown'}")
-    console.print(f"  input       {spec.name} {tuple(spec.shape)} {spec.dtype} {spec.layout}")
+    console.print(f"  input       {spec['name']} {tuple(spec['shape'])} {spec['dtype']} {spec['layout']}")
     if data.get("macs"):
         ops = ", ".join(f"{k} {v / 1e6:.1f}M" for k, v in data["macs_by_op"].items())
         note = "" if data["macs_complete"] else " (some layers had dynamic shapes and were not counted)"
@@ -223,8 +259,9 @@ def _standalone() -> None:
     app.command(name="report")(report)
 
     @app.command(name="info")
-    def info(path: Path, as_json: bool = typer.Option(False, "--json")) -> None:
-        info_artifact(path, as_json=as_json)
+    def info(path: Path, as_json: bool = typer.Option(False, "--json"),
+             no_verify: bool = typer.Option(False, "--no-verify")) -> None:
+        info_artifact(path, as_json=as_json, verify=not no_verify)
 
     suite = typer.Typer()
     suite.command(name="run")(suite_run)

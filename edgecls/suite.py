@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecls.errors import EdgeclsError, InvalidArgumentError
+from edgecls.formats import PRECISIONS, export_formats
 
 TOP_KEYS = {"name", "description", "models", "formats", "precisions", "threads", "batch", "torch_baseline",
             "weights", "resolution", "timing", "export", "output"}
@@ -51,8 +52,7 @@ EXPORT_KEYS = {"dir", "calib", "calib_size", "timeout", "target"}
 OUTPUT_KEYS = {"dir"}
 MODEL_KEYS = {"name", "resolution", "weights", "formats", "precisions"}
 WEIGHT_CHOICES = ("auto", "random", "pretrained")
-FORMATS = ("onnx", "openvino", "tflite")
-PRECISIONS = ("fp32", "fp16", "int8")
+FORMATS = tuple(export_formats())
 
 
 @dataclass
@@ -246,42 +246,61 @@ def _model_folder(suite: Suite, model: SuiteModel, exports_dir: Path) -> Path:
     return exports_dir / f"{model.name}{suffix}"
 
 
-def _manifest_entries(folder: Path) -> list[dict]:
-    path = folder / "manifest.json"
-    if not path.is_file():
-        return []
+def _native_resolution(model: SuiteModel) -> int | None:
+    if model.resolution:
+        return model.resolution
     try:
-        return [e for e in json.loads(path.read_text()).get("artifacts", []) if isinstance(e, dict)]
-    except (OSError, ValueError, AttributeError):
-        return []
+        from edgecls.models import get_model_info
+
+        return get_model_info(model.name).resolution
+    except Exception:  # noqa: BLE001 - without the registry any resolution of the folder matches
+        return None
 
 
-def _expected_file(suite: Suite, model: SuiteModel, fmt: str, precision: str) -> str:
-    """The file name the export pipeline gives this artifact (resolution and batch are in it)."""
-    from edgecls.export.pipeline import ExportConfig, artifact_name
-    from edgecls.models import get_model_info
-
-    info = get_model_info(model.name)
-    config = ExportConfig(model=model.name, batch=suite.batch, resolution=model.resolution)
-    suffix = {"onnx": ".onnx", "openvino": ".xml", "tflite": ".tflite"}[fmt]
-    return artifact_name(info, config, model.resolution or info.resolution, precision, suffix)
+def _find(manifest, suite: Suite, model: SuiteModel, fmt: str, precision: str, passed: bool):
+    """The manifest entry of this suite's artifact (model, format, precision, resolution, batch)."""
+    return manifest.find(fmt, precision, model=model.name, resolution=_native_resolution(model), batch=suite.batch,
+                         layout="NCHW", passed=passed)
 
 
 def _missing(suite: Suite, model: SuiteModel, folder: Path) -> tuple[list[tuple[str, str]], dict[tuple[str, str], str]]:
     """(format, precision) pairs with no entry yet, and those whose earlier export failed (with why)."""
-    entries = _manifest_entries(folder)
+    from edgecls.manifest import Manifest, read_manifest
+
+    try:
+        manifest = read_manifest(folder, missing_ok=True)
+    except EdgeclsError:
+        manifest = Manifest(folder)  # damaged: export everything again
     missing, failed = [], {}
     for fmt in model.formats:
         for precision in model.precisions:
-            name = _expected_file(suite, model, fmt, precision)
-            matches = [e for e in entries if (e.get("file") or e.get("intended_file")) == name]
-            if any(e.get("status") == "passed" and e.get("file") and (folder / name).is_file() for e in matches):
+            entry = _find(manifest, suite, model, fmt, precision, passed=False)
+            if entry is not None and entry.passed and (folder / entry.file).is_file():
                 continue
-            if matches:
-                failed[(fmt, precision)] = str(matches[-1].get("error") or matches[-1].get("status"))
+            if entry is not None:
+                failed[(fmt, precision)] = str(entry.error or entry.status)
             else:
                 missing.append((fmt, precision))
     return missing, failed
+
+
+def _targets(suite: Suite, model: SuiteModel, folder: Path) -> list:
+    """The suite's artifacts of ``model`` that its export folder holds, verified against their sha256."""
+    from edgecls.bench.targets import entry_target
+    from edgecls.manifest import read_manifest, verify_entry
+
+    try:
+        manifest = read_manifest(folder, missing_ok=True)
+    except EdgeclsError:
+        return []
+    targets = []
+    for fmt in model.formats:
+        for precision in model.precisions:
+            entry = _find(manifest, suite, model, fmt, precision, passed=True)
+            if entry is not None and (folder / entry.file).is_file():
+                verify_entry(folder, entry)
+                targets.append(entry_target(folder, entry))
+    return targets
 
 
 def _export(suite: Suite, model: SuiteModel, folder: Path, pairs: list[tuple[str, str]], log) -> None:
@@ -328,7 +347,8 @@ def run_suite(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from edgecls.bench.device import describe_device
-    from edgecls.bench.harness import Target, benchmark_target, new_results, targets_from_manifest
+    from edgecls.bench.harness import Target, benchmark_target, new_results
+    from edgecls.formats import TORCH
 
     console = console or Console(stderr=True)
     exports_dir = Path(exports_dir) if exports_dir else suite.export_dir
@@ -355,15 +375,13 @@ def run_suite(
         for fmt, precision in missing:
             results["errors"].append({"target": f"{model.name} {fmt} {precision}", "runtime": fmt, "threads": None,
                                       "error": "not exported" + ("" if export_missing else " (--no-export)")})
-        wanted = {_expected_file(suite, model, f, p) for f in model.formats for p in model.precisions}
-        targets = []
-        if (folder / "manifest.json").is_file():
-            try:
-                targets = [t for t in targets_from_manifest(folder) if Path(t.path).name in wanted]
-            except EdgeclsError:
-                targets = []
+        try:
+            targets = _targets(suite, model, folder)
+        except EdgeclsError as exc:  # an artifact that fails its sha256 is not timed
+            results["errors"].append({"target": model.name, "runtime": None, "threads": None, "error": str(exc)})
+            targets = []
         if suite.torch_baseline:
-            targets.append(Target(label=model.name, format="torch", model=model.name, precision="fp32",
+            targets.append(Target(label=model.name, format=TORCH.name, model=model.name, precision="fp32",
                                   resolution=model.resolution))
         plan.append((model, targets))
     if export_only:

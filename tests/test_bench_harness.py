@@ -75,13 +75,18 @@ def test_dynamic_batch_and_static_batch_mismatch(tmp_path, tiny_onnx):
 
 
 def test_export_folder_uses_manifest(tmp_path):
-    write_tiny_onnx(tmp_path / "model_fp32.onnx")
+    import hashlib
+
+    path = write_tiny_onnx(tmp_path / "model_fp32.onnx")
     (tmp_path / "manifest.json").write_text(json.dumps({
-        "model": {"name": "squeezenet1_1", "resolution": 32, "macs": 12345},
+        "schema": 2,
         "artifacts": [
-            {"file": "model_fp32.onnx", "format": "onnx", "precision": "fp32", "status": "ok",
+            {"file": "model_fp32.onnx", "format": "onnx", "precision": "fp32", "status": "passed",
+             "model": "squeezenet1_1", "macs": 12345, "preprocessing": {"resolution": 32},
+             "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
              "parity": {"passed": True, "top1_agreement": 1.0}},
-            {"file": "model_int8.onnx", "format": "onnx", "precision": "int8", "status": "failed"},
+            {"file": None, "intended_file": "model_int8.onnx", "format": "onnx", "precision": "int8",
+             "status": "failed"},
         ],
     }))
     targets = resolve_targets([str(tmp_path)])
@@ -89,7 +94,7 @@ def test_export_folder_uses_manifest(tmp_path):
     results = run_benchmarks(targets, [1], timing=FAST)
     (record,) = results["results"]
     assert record["macs"] == 12345 and record["macs_source"] == "manifest"
-    assert record["parity"]["passed"] is True and record["status"] == "ok"
+    assert record["parity"]["passed"] is True and record["status"] == "passed"
     assert results["device"]["cpu"] and results["percentile_rule"].startswith("nearest-rank")
     # The artifact named directly finds the same manifest entry beside it.
     (direct,) = resolve_targets([str(tmp_path / "model_fp32.onnx")])

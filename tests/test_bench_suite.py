@@ -112,7 +112,7 @@ def test_missing_exports_are_found_from_the_manifest(tmp_path):
         {"format": "tflite", "precision": "int8", "file": None, "intended_file": "squeezenet1_1_int8.tflite",
          "status": "failed", "error": "parity failed: x"},
         # Another batch size of the same format and precision is a different artifact.
-        {"format": "onnx", "precision": "int8", "file": "squeezenet1_1_b4_int8.onnx", "status": "passed"},
+        {"format": "onnx", "precision": "int8", "file": "squeezenet1_1_b4_int8.onnx", "status": "passed", "batch": 4},
     ]}))
     missing, failed = _missing(suite, model, folder)
     assert missing == [("onnx", "int8"), ("tflite", "fp32")]
@@ -154,10 +154,13 @@ dir = "results"
     folder = tmp_path / "cache" / "squeezenet1_1"
     folder.mkdir(parents=True)
     # A stand-in artifact under the pipeline's name: the suite only needs a file the runtime opens.
-    write_tiny_onnx(folder / "squeezenet1_1_fp32.onnx")
+    import hashlib
+
+    artifact = write_tiny_onnx(folder / "squeezenet1_1_fp32.onnx")
     (folder / "manifest.json").write_text(json.dumps({"artifacts": [
         {"format": "onnx", "precision": "fp32", "file": "squeezenet1_1_fp32.onnx", "status": "passed",
-         "model": "squeezenet1_1", "weights": "random", "parity": {"top1_agreement": 1.0, "min_cosine": 1.0}},
+         "model": "squeezenet1_1", "weights": "random", "parity": {"top1_agreement": 1.0, "min_cosine": 1.0},
+         "sha256": hashlib.sha256(artifact.read_bytes()).hexdigest()},
     ]}))
     out = run_suite(load_suite(suite_file), export_missing=False)
     assert out.parent.parent == tmp_path / "results" and out.suffix == ".json"

@@ -15,21 +15,22 @@ import torch
 
 import edgecls
 from edgecls.errors import CheckpointError, EdgeclsError, InvalidArgumentError, UnknownModelError
+from edgecls import formats
 from edgecls.export import registry
 from edgecls.export.base import Exporter
 from edgecls.export.calibration import load_image_sets
 from edgecls.export.parity import compare, rule_for
-from edgecls.export.pipeline import ExportConfig, run_export, sha256_of
+from edgecls.export.pipeline import ExportConfig, run_export
+from edgecls.manifest import LOCK_NAME, sha256_of
 from edgecls.export.profiles import detect_target, list_profiles, load_profile
 
 NAME, RESOLUTION = "squeezenet1_1", 64
-AVAILABLE = [f for f in registry.FORMAT_MODULES if registry.format_available(f)]
+AVAILABLE = [f for f in formats.export_formats() if registry.format_available(f)]
 
 
-# Deliberately broken converters, imported by the pipeline's child process through FORMAT_MODULES.
+# Deliberately broken converters, imported by the pipeline's child process through the format table.
 class RaisingExporter(Exporter):
     format = "boom"
-    suffix = ".onnx"
 
     def export(self, request, precision, dest):
         raise RuntimeError("converter exploded on purpose")
@@ -37,7 +38,6 @@ class RaisingExporter(Exporter):
 
 class SegfaultExporter(Exporter):
     format = "segv"
-    suffix = ".onnx"
 
     def export(self, request, precision, dest):
         import ctypes
@@ -88,8 +88,8 @@ def test_every_format_exports_and_passes_parity(full_run):
             assert entry["parity_rule"] == {"precision": "int8", "min_cosine": 0.9}
             assert parity["min_cosine"] >= 0.9 and parity["max_rel_diff"] > 1e-4
         assert entry["calibration"] is None or entry["calibration"]["calibration_images"] == 8
-    # no scratch left behind: only artifacts and the manifest
-    leftovers = [p.name for p in run.out.iterdir() if p.name.startswith(".")]
+    # no scratch left behind: only artifacts, the manifest and its lock file
+    leftovers = [p.name for p in run.out.iterdir() if p.name.startswith(".") and p.name != LOCK_NAME]
     assert not leftovers
 
 
@@ -100,10 +100,10 @@ def test_broken_converters_are_isolated_and_recorded(full_run, tmp_path, monkeyp
     out = tmp_path / "out"
     shutil.copytree(full_run.out, out)
     before = json.loads((out / "manifest.json").read_text())["artifacts"]
-    monkeypatch.setattr(registry, "FORMAT_MODULES", {
-        "boom": f"{__name__}:RaisingExporter",
-        **registry.FORMAT_MODULES,
-        "segv": f"{__name__}:SegfaultExporter",
+    monkeypatch.setattr(formats, "FORMATS", {
+        "boom": formats.Format("boom", ".boom", "onnxruntime", "runtime", f"{__name__}:RaisingExporter"),
+        **formats.FORMATS,
+        "segv": formats.Format("segv", ".segv", "onnxruntime", "runtime", f"{__name__}:SegfaultExporter"),
     })
     run = run_export(_config(out, formats=["boom", "onnx", "segv"], precisions=["fp16"]))
     by_format = {a["format"]: a for a in run.artifacts}
@@ -124,7 +124,7 @@ def test_broken_converters_are_isolated_and_recorded(full_run, tmp_path, monkeyp
         assert entry in manifest
     # the crashed converter's half-written file never reaches --out
     assert not list(out.glob("*.segv"))
-    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == [LOCK_NAME]
 
 
 @pytest.mark.xdist_group("export")

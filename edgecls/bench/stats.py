@@ -25,8 +25,10 @@ class TimingConfig:
     """Stopping rules of one measurement.
 
     Warm-up continues until both ``warmup_runs`` and ``warmup_seconds`` are met; timing continues
-    until both ``min_runs`` and ``min_seconds`` are met, or until ``max_seconds`` whichever comes
-    first. ``max_seconds`` also caps the warm-up, so a very slow model cannot hang a suite.
+    until both ``min_runs`` and ``min_seconds`` are met. ``max_seconds`` is one deadline for
+    warm-up and timing together (counted from the start of the warm-up), whichever bound comes
+    first: ``--max-seconds 5`` means the loop stops 5 s after it started, with at least one timed
+    run. (It used to cap each phase apart, so a slow model took twice the bound plus a run.)
     """
 
     warmup_runs: int = 5
@@ -83,12 +85,13 @@ def measure(
     max_ns = int(config.max_seconds * 1e9)
     warmup_min_ns = int(config.warmup_seconds * 1e9)
     warmup_start = clock()
+    deadline = warmup_start + max_ns
     warmup_runs = 0
     while True:
-        elapsed = clock() - warmup_start
-        if warmup_runs >= config.warmup_runs and elapsed >= warmup_min_ns:
+        now = clock()
+        if warmup_runs >= config.warmup_runs and now - warmup_start >= warmup_min_ns:
             break
-        if elapsed >= max_ns:
+        if now >= deadline:
             break
         infer(prepared)
         warmup_runs += 1
@@ -103,10 +106,9 @@ def measure(
         infer(prepared)
         after = clock()
         times.append(after - before)
-        elapsed = after - start
-        if len(times) >= config.min_runs and elapsed >= min_ns:
+        if len(times) >= config.min_runs and after - start >= min_ns:
             break
-        if elapsed >= max_ns:
+        if after >= deadline:
             stopped_by = "max-seconds"
             break
     return Timings(first_ns, warmup_runs, warmup_ns, times, clock() - start, stopped_by)

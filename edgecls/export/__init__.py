@@ -1,7 +1,7 @@
 """Export: PyTorch models to ONNX, OpenVINO IR and TFLite, each artifact checked against PyTorch.
 
 ``run_export(ExportConfig(...))`` is the pipeline behind ``edgecls export``; format modules are
-listed in ``edgecls.export.registry.FORMAT_MODULES``. Nothing heavy loads on import.
+named in the ``converter`` column of ``edgecls.formats.FORMATS``. Nothing heavy loads on import.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ _LAZY = {
     "ExportConfig": "edgecls.export.pipeline",
     "ExportRun": "edgecls.export.pipeline",
     "run_export": "edgecls.export.pipeline",
-    "FORMAT_MODULES": "edgecls.export.registry",
     "exporter_class": "edgecls.export.registry",
     "load_profile": "edgecls.export.profiles",
     "load_image_sets": "edgecls.export.calibration",

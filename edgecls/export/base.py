@@ -1,7 +1,7 @@
 """The one interface every export format implements.
 
-A format module (``edgecls/export/<format>.py``) defines one ``Exporter`` subclass and is listed
-in ``edgecls.export.registry.FORMAT_MODULES``. The pipeline (not the exporter) handles temp files
+A format module (``edgecls/export/<format>.py``) defines one ``Exporter`` subclass and is named in
+the ``converter`` column of ``edgecls.formats.FORMATS``. The pipeline (not the exporter) handles temp files
 and renaming, isolation, parity checks and the manifest: an exporter only writes its file.
 """
 
@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PRECISIONS = ("fp32", "fp16", "int8")
+from edgecls.formats import PRECISIONS, get_format
+
 # Model families whose blocks mix convolutions with attention (matmul / softmax / layer norm):
 # their int8 recipes leave the normalisation and softmax-side arithmetic in float.
 TRANSFORMER_FAMILIES = frozenset({"mobilevit", "mobileformer"})
@@ -41,11 +42,17 @@ class ExportRequest:
 
 
 class Exporter(ABC):
-    format: str  # "onnx", "openvino", "tflite"
-    suffix: str  # file suffix of the main artifact: ".onnx", ".xml", ".tflite"
+    format: str  # a key of edgecls.formats.FORMATS: suffix, side files, extra come from that row
     precisions: tuple[str, ...] = PRECISIONS
-    # pip extra that brings this format's converter, named in the error when it is missing
-    extra: str = "export"
+
+    @classmethod
+    def check_settings(cls, options: dict[str, Any], precisions: list[str]) -> None:
+        """Validate this format's table of the target profile (``options``, e.g. the [onnx] table)
+        before anything is built: a typo must not surface after the other formats ran."""
+
+    @property
+    def suffix(self) -> str:
+        return get_format(self.format).suffix
 
     @abstractmethod
     def export(self, request: ExportRequest, precision: str, dest: Path) -> None:
@@ -53,4 +60,4 @@ class Exporter(ABC):
 
     def side_files(self, dest: Path) -> list[Path]:
         """Files that belong to the artifact at ``dest`` besides itself (OpenVINO's .bin)."""
-        return []
+        return get_format(self.format).side_files(dest)

@@ -384,8 +384,15 @@ def quantize_int8(fp32_path: Path, dest: Path, request: ExportRequest, settings:
 
 class OnnxExporter(Exporter):
     format = "onnx"
-    suffix = ".onnx"
-    extra = "export"
+
+    @classmethod
+    def check_settings(cls, options: dict[str, Any], precisions: list[str]) -> None:
+        unknown = sorted(set(options) - {"int8", "exporter"})
+        if unknown:
+            raise InvalidArgumentError(f"unknown [onnx] setting(s) {', '.join(unknown)}: use exporter or the [onnx.int8] table")
+        if options.get("exporter", "dynamo") not in ("dynamo", "torchscript"):
+            raise InvalidArgumentError(f"[onnx] exporter must be 'dynamo' or 'torchscript', not {options['exporter']!r}")
+        OnnxInt8Settings.from_options(options.get("int8"))
 
     def export(self, request: ExportRequest, precision: str, dest: Path) -> None:
         import onnx

@@ -45,7 +45,12 @@ class OpenVinoInt8Settings:
 
     @classmethod
     def from_request(cls, request: ExportRequest) -> "OpenVinoInt8Settings":
-        options = dict(request.options.get("openvino", {}) or {})
+        return cls.from_options(request.options.get("openvino"))
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any] | None) -> "OpenVinoInt8Settings":
+        """From the [openvino] table of a target profile."""
+        options = dict(options or {})
         unknown = sorted(set(options) - {"int8"})
         if unknown:
             raise InvalidArgumentError(f"unknown [openvino] setting(s) {', '.join(unknown)}: use the [openvino.int8] table")
@@ -240,8 +245,10 @@ def _write_metadata(ov_model: Any, request: ExportRequest, precision: str, conve
 
 class OpenVinoExporter(Exporter):
     format = "openvino"
-    suffix = ".xml"
-    extra = "export"
+
+    @classmethod
+    def check_settings(cls, options: dict[str, Any], precisions: list[str]) -> None:
+        OpenVinoInt8Settings.from_options(options)
 
     def export(self, request: ExportRequest, precision: str, dest: Path) -> None:
         if precision not in self.precisions:
@@ -273,9 +280,6 @@ class OpenVinoExporter(Exporter):
         # fp32 stays exact and int8 differs from fp32 by quantization alone (NNCF already stores
         # the quantized weights as int8 constants).
         ov.save_model(ov_model, str(dest), compress_to_fp16=(precision == "fp16"))
-
-    def side_files(self, dest: Path) -> list[Path]:
-        return [Path(dest).with_suffix(".bin")]
 
 
 EXPORTER = OpenVinoExporter

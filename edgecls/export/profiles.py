@@ -85,8 +85,9 @@ def load_profile(target: str | None = None) -> TargetProfile:
     except ImportError:  # Python < 3.11
         import tomli as tomllib
 
-    from edgecls.export.base import PRECISIONS
-    from edgecls.export.registry import FORMAT_MODULES, check_format
+    from edgecls.formats import PRECISIONS, check_format, export_formats
+
+    known_formats = export_formats()
 
     name = target or detect_target()
     path = _find(name)
@@ -98,10 +99,10 @@ def load_profile(target: str | None = None) -> TargetProfile:
     def fail(what: str) -> InvalidArgumentError:
         return InvalidArgumentError(f"target profile {path}: {what}")
 
-    unknown = sorted(set(data) - PROFILE_KEYS - set(FORMAT_MODULES))
+    unknown = sorted(set(data) - PROFILE_KEYS - set(known_formats))
     if unknown:
-        raise fail(f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(PROFILE_KEYS | set(FORMAT_MODULES)))}")
-    formats = data.get("formats", list(FORMAT_MODULES))
+        raise fail(f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(PROFILE_KEYS | set(known_formats)))}")
+    formats = data.get("formats", list(known_formats))
     precisions = data.get("precisions", ["fp32"])
     threads = data.get("threads", [1])
     if not isinstance(formats, list) or not formats:
@@ -115,7 +116,7 @@ def load_profile(target: str | None = None) -> TargetProfile:
     if not isinstance(threads, list) or not threads or any(not isinstance(t, int) or t < 1 for t in threads):
         raise fail("'threads' must be a list of positive integers")
     options = {}
-    for fmt in FORMAT_MODULES:
+    for fmt in known_formats:
         table = data.get(fmt, {})
         if not isinstance(table, dict):
             raise fail(f"[{fmt}] must be a table of settings")

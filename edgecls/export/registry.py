@@ -1,7 +1,7 @@
-"""Format registry: which module exports which format.
+"""Which Exporter converts which format: the ``converter`` column of ``edgecls.formats.FORMATS``.
 
-Like edgecls.runtime.registry, nothing heavy is imported until a format is used: listing formats and
-checking a user's ``--formats`` costs nothing and works without any converter installed.
+Nothing heavy is imported until a format is used: listing formats and checking a user's
+``--formats`` costs nothing and works without any converter installed.
 """
 
 from __future__ import annotations
@@ -10,22 +10,7 @@ import importlib
 import importlib.util
 import inspect
 
-from edgecls.errors import InvalidArgumentError
-
-# One line per format module, in the order an export run builds them (ONNX first: its fp32 graph in
-# the run's workdir is there for the formats that start from it).
-FORMAT_MODULES = {
-    "onnx": "edgecls.export.onnx",
-    "openvino": "edgecls.export.openvino",
-    "tflite": "edgecls.export.tflite",
-}
-
-
-def check_format(name: str) -> str:
-    key = name.strip().lower()
-    if key not in FORMAT_MODULES:
-        raise InvalidArgumentError(f"unknown format '{name}': use one of {', '.join(FORMAT_MODULES)}")
-    return key
+from edgecls.formats import check_format, get_format
 
 
 def exporter_class(name: str, module_name: str | None = None):
@@ -33,7 +18,7 @@ def exporter_class(name: str, module_name: str | None = None):
     ``EXPORTER`` or the one Exporter subclass it defines."""
     from edgecls.export.base import Exporter
 
-    spec = module_name or FORMAT_MODULES[check_format(name)]
+    spec = module_name or get_format(check_format(name)).converter
     module_path, _, class_name = spec.partition(":")
     module = importlib.import_module(module_path)
     cls = getattr(module, class_name) if class_name else getattr(module, "EXPORTER", None)
@@ -49,7 +34,8 @@ def exporter_class(name: str, module_name: str | None = None):
 
 def format_available(name: str) -> bool:
     """Whether the format's module exists in this checkout (its converter may still be missing)."""
-    return importlib.util.find_spec(FORMAT_MODULES[check_format(name)].partition(":")[0]) is not None
+    converter = get_format(check_format(name)).converter
+    return importlib.util.find_spec(converter.partition(":")[0]) is not None
 
 
-__all__ = ["FORMAT_MODULES", "check_format", "exporter_class", "format_available"]
+__all__ = ["check_format", "exporter_class", "format_available"]

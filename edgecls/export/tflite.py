@@ -52,9 +52,12 @@ MIN_ACTIVATION_SPAN = 255 * 2.0**-12
 
 class TFLiteExporter(Exporter):
     format = "tflite"
-    suffix = ".tflite"
     precisions = PRECISIONS
-    extra = "export"
+
+    @classmethod
+    def check_settings(cls, options: dict[str, Any], precisions: list[str]) -> None:
+        if options:
+            raise InvalidArgumentError(f"unknown [tflite] setting(s) {', '.join(sorted(options))}: TFLite takes none")
 
     def export(self, request: ExportRequest, precision: str, dest: Path) -> None:
         if precision not in self.precisions:
@@ -75,6 +78,11 @@ class TFLiteExporter(Exporter):
             content = _float16_weights(content)
         elif precision == "int8":
             content = _full_integer(content, request)
+        from edgecls.export.onnx import artifact_metadata
+        from edgecls.runtime.litert import add_tflite_metadata
+
+        # The same metadata as the ONNX and OpenVINO artifacts (labels, mean/std, resolution, layout).
+        content = add_tflite_metadata(content, artifact_metadata(request, precision))
         Path(dest).write_bytes(content)
 
 

@@ -15,7 +15,9 @@ _LAZY = {
     "open_runner": "edgecls.runtime.registry",
     "runner_class": "edgecls.runtime.registry",
     "runtime_for": "edgecls.runtime.registry",
+    "read_metadata": "edgecls.runtime.registry",
     "run_artifact": "edgecls.runtime.run",
+    "describe_artifact": "edgecls.runtime.run",
 }
 
 __all__ = list(_LAZY)

@@ -1,7 +1,8 @@
 """The one interface every runtime implements.
 
 A runtime module (``edgecls/runtime/<runtime>.py``) defines one ``Runner`` subclass and is listed in
-``edgecls.runtime.registry.RUNTIME_MODULES``. Runners import their runtime inside ``__init__`` so
+``edgecls.runtime.registry.RUNTIME_MODULES``; which format it opens is the ``runtime`` column of
+``edgecls.formats.FORMATS``. Runners import their runtime inside ``__init__`` so
 that listing them costs nothing and a missing runtime fails with one clear line.
 
 Timing contract: ``prepare`` turns a float32 array into whatever the runtime consumes (layout,
@@ -29,8 +30,13 @@ class InputSpec:
 
 class Runner(ABC):
     runtime: str  # "onnxruntime", "openvino", "litert", "torch"
-    suffixes: tuple[str, ...]  # artifact file suffixes this runtime opens
-    extra: str = "runtime"  # pip extra that installs the runtime
+    package: str  # the module the runtime imports (its import is timed apart from session creation)
+
+    @staticmethod
+    def read_metadata(path: Path) -> dict[str, str]:
+        """The key/value metadata edgecls stored in the artifact (raw strings; see
+        edgecls.runtime.registry.read_metadata for the normalised form)."""
+        return {}
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
         self.path = Path(path)
@@ -54,6 +60,11 @@ class Runner(ABC):
 
     def version(self) -> str:
         return ""
+
+    def count_macs(self) -> int | None:
+        """MACs per image when the runner can count them from what it holds (the PyTorch model);
+        file artifacts are counted from their graph by edgecls.runtime.graph instead."""
+        return None
 
     def run(self, x: np.ndarray) -> np.ndarray:
         return self.to_float(self.infer(self.prepare(np.ascontiguousarray(x, dtype=np.float32))))

@@ -240,12 +240,14 @@ def count_tflite_macs(path: Path) -> GraphMacs:
 
 
 def count_artifact_macs(path: Path, batch: int = 1, resolution: int | None = None) -> GraphMacs:
-    """MACs of any artifact file, by its suffix."""
-    suffix = Path(path).suffix.lower()
-    if suffix == ".onnx":
+    """MACs of any artifact file, by its format."""
+    from edgecls.formats import format_of
+
+    fmt = format_of(path).name
+    if fmt == "onnx":
         return count_onnx_macs(path, batch, resolution)
-    if suffix == ".xml":
+    if fmt == "openvino":
         return count_openvino_macs(path, batch, resolution)
-    if suffix == ".tflite":
+    if fmt == "tflite":
         return count_tflite_macs(path)
-    raise EdgeclsError(f"cannot count MACs of {path}: expected .onnx, .xml or .tflite")
+    raise EdgeclsError(f"cannot count MACs of {path}: no graph counter for {fmt}")

@@ -53,9 +53,74 @@ def _quantization(details: dict) -> tuple[float, int]:
     return float(scale), int(zero_point)
 
 
+# TFLite artifacts carry edgecls' metadata (the same keys and string values as the ONNX
+# metadata_props) as one JSON object in a buffer named by a Model.metadata entry, the flatbuffer's
+# own place for key/value data; interpreters ignore entries they do not know.
+METADATA_NAME = "edgecls"
+
+
+def _schema():
+    try:
+        from ai_edge_litert import schema_py_generated as schema
+    except ImportError:
+        raise MissingDependencyError("reading .tflite metadata needs ai-edge-litert: pip install 'edgecls[runtime]'") from None
+    return schema
+
+
+def read_tflite_metadata(path: Path) -> dict[str, str]:
+    """The edgecls metadata of a .tflite file (empty when it has none)."""
+    import json
+
+    schema = _schema()
+    content = Path(path).read_bytes()
+    try:
+        model = schema.Model.GetRootAs(content, 0)
+        for i in range(model.MetadataLength()):
+            entry = model.Metadata(i)
+            if entry.Name() == METADATA_NAME.encode():
+                buffer = model.Buffers(entry.Buffer())
+                if buffer.Offset() > 1:  # data stored after the flatbuffer (models above 2 GB)
+                    raw = content[buffer.Offset():buffer.Offset() + buffer.Size()]
+                else:
+                    raw = buffer.DataAsNumpy().tobytes()
+                data = json.loads(raw.decode())
+                return {str(k): str(v) for k, v in data.items()}
+    except Exception as exc:  # noqa: BLE001 - a damaged flatbuffer raises many types
+        raise EdgeclsError(f"{path} is not a readable TFLite model: {str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__}") from None
+    return {}
+
+
+def add_tflite_metadata(content: bytes, values: dict[str, str]) -> bytes:
+    """``content`` with ``values`` stored as the edgecls metadata (replacing an older one)."""
+    import json
+
+    import flatbuffers
+    import numpy as np
+
+    schema = _schema()
+    model = schema.ModelT.InitFromPackedBuf(bytearray(content), 0)
+    for old in model.buffers or []:
+        # ai-edge-quantizer stores constants after the flatbuffer (offset from the file start);
+        # a repacked flatbuffer has another length, so those move inline (fine below 2 GB).
+        if old.offset and old.offset > 1:
+            old.data = np.frombuffer(content[old.offset:old.offset + old.size], dtype=np.uint8)
+            old.offset, old.size = 0, 0
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(json.dumps(values, sort_keys=True).encode(), dtype=np.uint8)
+    model.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name = METADATA_NAME
+    entry.buffer = len(model.buffers) - 1
+    model.metadata = [m for m in (model.metadata or []) if m.name not in (METADATA_NAME, METADATA_NAME.encode())] + [entry]
+    builder = flatbuffers.Builder(len(content) + 4096)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
 class LiteRTRunner(Runner):
     runtime = "litert"
-    suffixes = (".tflite",)
+    package = "ai_edge_litert"
+    read_metadata = staticmethod(read_tflite_metadata)
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
         super().__init__(path, threads)

@@ -13,7 +13,14 @@ from edgecls.errors import EdgeclsError, MissingDependencyError
 
 class OnnxRuntimeRunner(Runner):
     runtime = "onnxruntime"
-    suffixes = (".onnx",)
+    package = "onnxruntime"
+
+    @staticmethod
+    def read_metadata(path: Path) -> dict[str, str]:
+        """The model's metadata_props (written by edgecls.export.onnx)."""
+        from edgecls.runtime.graph import onnx_metadata
+
+        return onnx_metadata(path)
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
         super().__init__(path, threads)

@@ -21,9 +21,33 @@ def read_edgecls_metadata(model: Any) -> dict[str, str]:
     return {key: value.astype(str) for key, value in section.items()}
 
 
+def read_ir_metadata(path: Path) -> dict[str, str]:
+    """The ``edgecls`` section of an IR's <rt_info>, read as XML (no openvino import, no weights)."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.parse(path).getroot()
+    except (ET.ParseError, OSError) as exc:
+        raise EdgeclsError(f"{path} is not a readable OpenVINO IR: {str(exc).splitlines()[0][:160]}") from None
+    section = root.find("rt_info/edgecls")
+    if section is None:
+        return {}
+    return {child.tag: child.attrib["value"] for child in section if "value" in child.attrib}
+
+
+def _load_error(path: Path, exc: BaseException, what: str) -> EdgeclsError:
+    """One line naming the real cause: OpenVINO puts the source location on the first line
+    ("Exception from src/inference/src/cpp/core.cpp:84:") and the reason on the following ones."""
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    useful = [ln for ln in lines if not ln.startswith("Exception from src") and not ln.startswith("Check '")]
+    reason = (useful or lines or [type(exc).__name__])[0]
+    return EdgeclsError(f"OpenVINO cannot {what} {path}: {reason[:240]}")
+
+
 class OpenVinoRunner(Runner):
     runtime = "openvino"
-    suffixes = (".xml",)
+    package = "openvino"
+    read_metadata = staticmethod(read_ir_metadata)
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
         super().__init__(path, threads)
@@ -34,12 +58,15 @@ class OpenVinoRunner(Runner):
         except ImportError:
             raise MissingDependencyError("openvino is not installed: pip install 'edgecls[runtime]'") from None
         self._ov = ov
+        weights = self.path.with_suffix(".bin")
+        if not weights.is_file():
+            raise EdgeclsError(f"OpenVINO cannot read {self.path}: its weights file {weights.name} is missing "
+                               "(an IR is the .xml and the .bin beside it)")
         core = ov.Core()
         try:
             model = core.read_model(str(self.path))
         except Exception as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise EdgeclsError(f"OpenVINO cannot read {self.path}: {first[:200]}") from None
+            raise _load_error(self.path, exc, "read") from None
         if len(model.inputs) != 1:
             raise EdgeclsError(f"{self.path} has {len(model.inputs)} inputs; an image classifier has one")
         self.metadata = read_edgecls_metadata(model)
@@ -61,8 +88,7 @@ class OpenVinoRunner(Runner):
         try:
             self.compiled = core.compile_model(model, "CPU", config)
         except Exception as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise EdgeclsError(f"OpenVINO cannot compile {self.path} for CPU: {first[:200]}") from None
+            raise _load_error(self.path, exc, "compile for CPU") from None
         self.request = self.compiled.create_infer_request()
 
         port = model.input(0)

@@ -1,21 +1,22 @@
-"""Runtime registry: which runner opens which artifact file."""
+"""Runtime registry: which runner opens which artifact (the ``runtime`` column of edgecls.formats)."""
 
 from __future__ import annotations
 
 import importlib
+import json
 from pathlib import Path
+from typing import Any
 
 from edgecls.errors import EdgeclsError, MissingDependencyError
+from edgecls.formats import format_of
 
-# One line per runtime module, in order of preference for a suffix that several open.
+# One line per runtime module.
 RUNTIME_MODULES = {
     "onnxruntime": "edgecls.runtime.onnxruntime",
     "openvino": "edgecls.runtime.openvino",
     "litert": "edgecls.runtime.litert",
     "torch": "edgecls.runtime.torch",
 }
-
-SUFFIX_RUNTIME = {".onnx": "onnxruntime", ".xml": "openvino", ".tflite": "litert"}
 
 
 def runner_class(runtime: str):
@@ -26,21 +27,56 @@ def runner_class(runtime: str):
 
 
 def runtime_for(path: Path) -> str:
-    suffix = Path(path).suffix.lower()
-    if suffix not in SUFFIX_RUNTIME:
-        raise EdgeclsError(
-            f"cannot tell the format of {path}: expected one of {', '.join(SUFFIX_RUNTIME)}"
-        )
-    return SUFFIX_RUNTIME[suffix]
+    return format_of(path).runtime
 
 
-def open_runner(path: Path, threads: int | None = None, runtime: str | None = None):
-    """A ready runner for the artifact at ``path`` (runtime from the suffix unless given)."""
-    path = Path(path)
-    if not path.is_file():
+def open_runner(path: Path | str, threads: int | None = None, runtime: str | None = None, **options: Any):
+    """A ready runner for the artifact at ``path`` (runtime from the suffix unless given).
+
+    The PyTorch baseline (``runtime="torch"``) opens a model name instead of a file and takes
+    ``weights``, ``resolution`` and ``batch`` options; file runtimes take none.
+    """
+    runtime = runtime or runtime_for(Path(path))
+    if runtime != "torch" and not Path(path).is_file():
         raise EdgeclsError(f"artifact not found: {path}")
-    cls = runner_class(runtime or runtime_for(path))
-    return cls(path, threads=threads)
+    return runner_class(runtime)(path if runtime == "torch" else Path(path), threads=threads, **options)
 
 
-__all__ = ["RUNTIME_MODULES", "SUFFIX_RUNTIME", "MissingDependencyError", "open_runner", "runner_class", "runtime_for"]
+def _number_list(value: str) -> list[float] | None:
+    try:
+        parsed = json.loads(value) if value.strip().startswith("[") else [float(v) for v in value.split(",")]
+        return [float(v) for v in parsed]
+    except (ValueError, TypeError):
+        return None
+
+
+def read_metadata(path: Path) -> dict[str, Any]:
+    """What the artifact itself records, in one form whatever the format: model, precision,
+    resolution, layout, mean, std, crop_pct, interpolation, num_classes, labels (those present)."""
+    raw = runner_class(runtime_for(Path(path))).read_metadata(Path(path))
+    meta: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in ("model", "name"):
+            meta.setdefault("model", value)
+        elif key in ("resolution", "num_classes", "macs", "params") and str(value).isdigit():
+            meta[key] = int(value)
+        elif key in ("mean", "std"):
+            numbers = _number_list(value)
+            if numbers:
+                meta[key] = numbers
+        elif key == "labels":
+            try:
+                meta["labels"] = list(json.loads(value))
+            except ValueError:
+                pass
+        elif key == "crop_pct":
+            try:
+                meta[key] = float(value)
+            except ValueError:
+                pass
+        else:
+            meta[key] = value
+    return meta
+
+
+__all__ = ["RUNTIME_MODULES", "MissingDependencyError", "open_runner", "read_metadata", "runner_class", "runtime_for"]

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 
-def run_artifact(path, inputs: np.ndarray, batch: int | None = None, threads: int | None = None) -> tuple[np.ndarray, dict]:
+def run_artifact(path, inputs: np.ndarray, batch: int | None = None, threads: int | None = None,
+                 verify: bool = True) -> tuple[np.ndarray, dict]:
     """Logits of the artifact at ``path`` for NCHW ``inputs``, and what its runner reports about it.
 
     Inputs are transposed to the artifact's layout and fed in its static batch size (padding the
-    last batch by repeating inputs, whose extra outputs are dropped).
+    last batch by repeating inputs, whose extra outputs are dropped). An artifact listed in the
+    manifest of its folder is checked against its sha256 first, unless ``verify`` is False.
     """
+    from edgecls.manifest import verify_artifact
     from edgecls.runtime.registry import open_runner
 
+    if verify:
+        verify_artifact(Path(path))
     runner = open_runner(path, threads=threads)
     spec = runner.input_spec
     x = inputs.transpose(0, 2, 3, 1) if spec.layout == "NHWC" else inputs
@@ -30,4 +37,26 @@ def run_artifact(path, inputs: np.ndarray, batch: int | None = None, threads: in
     return np.concatenate(outputs), described
 
 
-__all__ = ["run_artifact"]
+def describe_artifact(payload: dict) -> dict:
+    """What the runtime says about an artifact file: input, version, MACs counted from its graph.
+
+    Run through edgecls.isolation by ``edgecls info FILE``, so a runtime that crashes on a file
+    gives one line instead of killing the command."""
+    from edgecls.errors import EdgeclsError
+    from edgecls.runtime.graph import count_artifact_macs
+    from edgecls.runtime.registry import open_runner
+
+    path = Path(payload["path"])
+    runner = open_runner(path)
+    spec = runner.input_spec
+    data: dict = {"runtime": runner.runtime, "runtime_version": runner.version(),
+                  "input": {"name": spec.name, "shape": list(spec.shape), "dtype": spec.dtype, "layout": spec.layout}}
+    try:
+        counted = count_artifact_macs(path, batch=1, resolution=payload.get("resolution"))
+        data.update(macs=counted.macs_per_image, macs_by_op=counted.by_op, macs_complete=counted.complete)
+    except EdgeclsError as exc:
+        data.update(macs=None, macs_error=str(exc))
+    return data
+
+
+__all__ = ["describe_artifact", "run_artifact"]

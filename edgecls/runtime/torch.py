@@ -17,8 +17,7 @@ from edgecls.errors import MissingDependencyError
 
 class TorchEagerRunner(Runner):
     runtime = "torch"
-    suffixes = ()  # opens model names, not files
-    extra = "export"
+    package = "torch"
 
     def __init__(
         self,
@@ -68,6 +67,11 @@ class TorchEagerRunner(Runner):
 
     def version(self) -> str:
         return self._torch.__version__
+
+    def count_macs(self) -> int | None:
+        from edgecls.profile import profile_model
+
+        return profile_model(self.model, resolution=self.resolution).macs
 
 
 RUNNER = TorchEagerRunner

@@ -1,0 +1,99 @@
+"""The child side of an export run: one format, every precision, in its own interpreter.
+
+Called through ``edgecls.isolation.run_isolated("edgecls.export.child:export_format", job)``.
+Each artifact is written under the job's staging folder and run in its runtime against the
+PyTorch reference; the parent judges the figures and publishes. Progress (which precision is
+running) goes to the job's progress file first, so a crash of the interpreter is pinned to the
+precision that was being built.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from edgecls.errors import InvalidArgumentError
+from edgecls.isolation import one_line
+
+RUNNING = "running"
+
+
+def _write_progress(path: Path, results: dict) -> None:
+    tmp = path.with_name(path.name + ".partial")
+    try:
+        tmp.write_text(json.dumps(results))
+        os.replace(tmp, path)
+    except OSError:  # a full disk: the parent still learns the outcome from the result protocol
+        tmp.unlink(missing_ok=True)
+
+
+def export_format(job: dict) -> dict:
+    """Export every precision of ``job['format']`` and measure parity; per precision a result."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    logging.basicConfig(level=logging.WARNING)
+    progress = Path(job["progress"])
+    results: dict[str, Any] = {}
+    _write_progress(progress, results)
+
+    import numpy as np
+
+    from edgecls.export.base import ExportRequest
+    from edgecls.export.parity import compare
+    from edgecls.export.registry import exporter_class
+    from edgecls.models import create_model
+    from edgecls.runtime.run import run_artifact
+
+    workdir = Path(job["workdir"])
+    staging = Path(job["staging"])
+
+    def sides(dest: Path) -> list[Path]:  # from the parent's format table, which tests may extend
+        return [dest.with_suffix(s) for s in job["side_suffixes"]]
+
+    try:
+        model = create_model(job["model"], num_classes=job["num_classes"], weights=job["state_dict"])
+        exporter = exporter_class(job["format"], job["module"])()
+    except Exception as exc:  # noqa: BLE001 - recorded for every precision of this format
+        traceback.print_exc()
+        return {p: {"status": "error", "error": one_line(exc), "seconds": 0.0} for p in job["precisions"]}
+    parity_inputs = np.load(workdir / "parity.npy")
+    reference = np.load(workdir / "reference.npy")
+    request = ExportRequest(model=model, info=model.edgecls_info, resolution=job["resolution"], batch=job["batch"],
+                            dynamic_batch=job["dynamic_batch"], nhwc=job["nhwc"], opset=job["opset"],
+                            calibration=np.load(workdir / "calibration.npy"), workdir=workdir,
+                            options=job["options"])
+    for precision in job["precisions"]:
+        dest = staging / job["names"][precision]
+        entry: dict[str, Any] = {"status": RUNNING}
+        results[precision] = entry
+        _write_progress(progress, results)  # a crash from here on is pinned to this precision
+        started = time.monotonic()
+        try:
+            if precision not in exporter.precisions:
+                raise InvalidArgumentError(f"{job['format']} has no {precision} precision")
+            exporter.export(request, precision, dest)
+            entry["export_seconds"] = round(time.monotonic() - started, 2)
+            entry["side_files"] = [p.name for p in sides(dest)]
+            parity_started = time.monotonic()
+            outputs, described = run_artifact(dest, parity_inputs, batch=None if job["dynamic_batch"] else job["batch"])
+            entry["parity"] = compare(reference, outputs).as_dict()
+            entry["parity_seconds"] = round(time.monotonic() - parity_started, 2)
+            entry.update(status="converted", input=described["input"],
+                         runtime=f"{described['runtime']} {described['runtime_version']}".strip())
+        except Exception as exc:  # noqa: BLE001 - one artifact's failure is data, not the end of the run
+            traceback.print_exc()
+            entry.update(status="error", error=one_line(exc))
+            for path in (dest, *sides(dest)):  # a half-written file must not linger
+                Path(path).unlink(missing_ok=True)
+        entry["seconds"] = round(time.monotonic() - started, 2)
+        _write_progress(progress, results)
+    return results
+
+
+__all__ = ["RUNNING", "export_format"]

@@ -1,0 +1,167 @@
+"""What an export run will build, validated before anything is built: options, formats,
+precisions, each format's settings, the output folder, the artifact names."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from edgecls.errors import EdgeclsError, InvalidArgumentError
+from edgecls.formats import PRECISIONS, check_format, check_precision, export_formats, get_format
+
+DEFAULT_CALIB_SIZE = 100
+DEFAULT_TIMEOUT_SECONDS = 1800.0  # per format; a hung converter must not hang the run
+
+
+@dataclass
+class ExportConfig:
+    """One ``edgecls export`` run (the CLI options, with the same defaults)."""
+
+    model: str
+    weights: str | Path | None = None
+    pretrained: bool = False
+    formats: Sequence[str] | None = None  # None: the target's formats (explicit --target) or all
+    precisions: Sequence[str] | None = None  # None: fp32, or the target's precisions when --target is given
+    extra_precisions: Sequence[str] = ()  # added to the above (--int8, --fp16)
+    calib: str | Path = "builtin"
+    calib_size: int = DEFAULT_CALIB_SIZE
+    resolution: int | None = None
+    batch: int = 1
+    dynamic_batch: bool = False
+    nhwc: bool = False
+    opset: int = 18
+    target: str | None = None
+    out: Path = Path("out")
+    min_agreement: float | None = None
+    num_classes: int = 1000
+    timeout: float = DEFAULT_TIMEOUT_SECONDS
+
+
+@dataclass
+class ExportPlan:
+    """A validated run: the model, what to build, and the file name of every artifact."""
+
+    config: ExportConfig
+    info: Any  # ModelInfo
+    profile: Any  # TargetProfile
+    formats: list[str]
+    precisions: list[str]
+    resolution: int
+
+    def file_name(self, fmt: str, precision: str) -> str:
+        return artifact_name(self.info, self.config, self.resolution, precision, get_format(fmt).suffix)
+
+
+def _split(values: Sequence[str] | str | None) -> list[str] | None:
+    if values is None:
+        return None
+    if isinstance(values, str):
+        values = [values]
+    items = [v.strip().lower() for value in values for v in str(value).split(",") if v.strip()]
+    return list(dict.fromkeys(items)) or None
+
+
+def resolve_plan(config: ExportConfig, profile) -> tuple[list[str], list[str]]:
+    """The formats and precisions to build, validated, in build order."""
+    formats = _split(config.formats)
+    if formats is None:
+        formats = list(profile.formats) if config.target else export_formats()
+    formats = [check_format(f) for f in formats]
+    precisions = _split(config.precisions)
+    if precisions is None:
+        precisions = list(profile.precisions) if config.target else ["fp32"]
+    precisions += _split(list(config.extra_precisions)) or []
+    precisions = [check_precision(p) for p in precisions]
+    from edgecls.formats import FORMATS
+
+    order = list(FORMATS)
+    return sorted(dict.fromkeys(formats), key=order.index), [p for p in PRECISIONS if p in precisions]
+
+
+def check_settings(profile, formats: list[str], precisions: list[str]) -> None:
+    """Each format's own parser reads its table of the profile: a typo in [onnx.int8] fails here,
+    before anything is built."""
+    from edgecls.export.registry import exporter_class
+
+    for fmt in formats:
+        table = (profile.options or {}).get(fmt) or {}
+        try:
+            cls = exporter_class(fmt)
+        except ImportError:
+            continue  # the converter is not installed: that format fails alone, with its own reason
+        try:
+            cls.check_settings(dict(table), precisions)
+        except InvalidArgumentError as exc:
+            where = f"target profile {profile.path}: " if getattr(profile, "path", None) else ""
+            raise InvalidArgumentError(f"{where}{exc}") from None
+
+
+def check_numbers(config: ExportConfig) -> None:
+    def positive_int(value: Any, option: str) -> None:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise InvalidArgumentError(f"{option} must be a positive integer, got {value!r}")
+
+    positive_int(config.batch, "--batch")
+    positive_int(config.calib_size, "--calib-size")
+    positive_int(config.opset, "--opset")
+    if config.resolution is not None:
+        positive_int(config.resolution, "--resolution")
+    if config.opset < 17:
+        raise InvalidArgumentError(f"--opset {config.opset} is too old: use 17 or newer")
+    if config.dynamic_batch and config.batch != 1:
+        raise InvalidArgumentError("give either --batch B or --dynamic-batch, not both")
+    if config.min_agreement is not None and not 0.0 <= config.min_agreement <= 1.0:
+        raise InvalidArgumentError(f"--min-agreement must be between 0 and 1 (e.g. 0.95), got {config.min_agreement}")
+    if config.weights is not None and config.pretrained:
+        raise InvalidArgumentError("give either --weights FILE or --pretrained, not both")
+    if config.weights is not None and not Path(config.weights).is_file():
+        raise EdgeclsError(f"weights file not found: {config.weights}")
+    if not config.timeout or config.timeout <= 0:
+        raise InvalidArgumentError(f"the export timeout must be a positive number of seconds, got {config.timeout!r}")
+
+
+def check_output_folder(out: Path) -> None:
+    """Fail early, before any work, when ``out`` cannot be created or written."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise EdgeclsError(f"--out {out} is a file, not a folder: choose a folder for the artifacts")
+    existing = out
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise EdgeclsError(f"cannot write to --out {out} ({existing} is not writable): choose another folder")
+
+
+def artifact_name(info, config: ExportConfig, resolution: int, precision: str, suffix: str) -> str:
+    parts = [info.name]
+    if resolution != info.resolution:
+        parts.append(f"r{resolution}")
+    if config.dynamic_batch:
+        parts.append("dynbatch")
+    elif config.batch != 1:
+        parts.append(f"b{config.batch}")
+    if config.nhwc:
+        parts.append("nhwc")
+    parts.append(precision)
+    return "_".join(parts) + suffix
+
+
+def make_plan(config: ExportConfig) -> ExportPlan:
+    """Everything a user can get wrong, checked before anything is written or computed."""
+    from edgecls.export.profiles import load_profile
+    from edgecls.models import get_model_info
+
+    info = get_model_info(config.model)
+    check_numbers(config)
+    profile = load_profile(config.target)
+    formats, precisions = resolve_plan(config, profile)
+    resolution = info.check_resolution(info.resolution if config.resolution is None else config.resolution)
+    check_settings(profile, formats, precisions)
+    check_output_folder(Path(config.out))
+    return ExportPlan(config, info, profile, formats, precisions, resolution)
+
+
+__all__ = ["DEFAULT_CALIB_SIZE", "DEFAULT_TIMEOUT_SECONDS", "ExportConfig", "ExportPlan", "artifact_name",
+           "check_numbers", "check_output_folder", "check_settings", "make_plan", "resolve_plan"]
