@@ -36,21 +36,22 @@ def _print_results(results: dict) -> None:
         console = Console(width=160)
     # Two narrow tables rather than one wide one: they stay readable in an 80-column terminal.
     latency = Table(title="latency (ms)")
-    for column in ("target", "runtime", "prec", "thr", "p50", "p90", "p99", "mean±std", "min", "max", "img/s", "runs"):
+    for column in ("target", "runtime", "prec", "thr", "batch", "p50", "p90", "p99", "mean±std", "min", "max", "img/s", "runs"):
         latency.add_column(column, justify="left" if column in ("target", "runtime", "prec") else "right")
     cost = Table(title="cost")
-    for column in ("target", "runtime", "prec", "thr", "init ms", "1st ms", "RSS MB", "size MB", "GMACs",
-                   "GFLOP/s", "% peak"):
+    for column in ("target", "runtime", "prec", "thr", "batch", "init ms", "1st ms", "RSS MB", "size MB", "GMACs",
+                   "GFLOP/s", "% peak", "% roof"):
         cost.add_column(column, justify="left" if column in ("target", "runtime", "prec") else "right")
     for r in results["results"]:
         lat = r["latency"]
-        head = (_short_target(r), r["runtime"], r["precision"] or "?", str(r["threads"] or "default"))
+        head = (_short_target(r), r["runtime"], r["precision"] or "?", str(r["threads"] or "default"), str(r["batch"]))
         latency.add_row(*head, _num(lat["p50_ms"]), _num(lat["p90_ms"]), _num(lat["p99_ms"]),
                         f"{lat['mean_ms']:.2f}±{lat['std_ms']:.2f}", _num(lat["min_ms"]), _num(lat["max_ms"]),
                         _num(lat["throughput_ips"], 1), str(lat["runs"]))
         cost.add_row(*head, _num(r["init_ms"], 0), _num(r["first_inference_ms"], 1), _mb(r["peak_rss_bytes"]),
                      _mb(r["file_bytes"]), _num(r["macs"] / 1e9 if r["macs"] else None, 3), _num(r["gflops"], 1),
-                     _num(r["peak_share"] * 100 if r["peak_share"] else None, 1))
+                     _num(r["peak_share"] * 100 if r["peak_share"] else None, 1),
+                     _num(r["roofline"]["share_of_attainable"] * 100 if r.get("roofline") else None, 1))
     console.print(latency)
     console.print(cost)
     device = results["device"]
@@ -58,7 +59,15 @@ def _print_results(results: dict) -> None:
                   f"{device['os']}, Python {device['python']}; batch {results.get('batch', 1)}")
     formulas = sorted({r["fp32_peak_formula"] for r in results["results"] if r.get("fp32_peak_formula")})
     for formula in formulas:
-        console.print(f"  {formula}")
+        console.print(f"  nominal {formula}")
+    measured = results.get("measured_peak")
+    if measured:
+        for peak in measured["peaks"]:
+            console.print(f"  measured peak at {peak['threads']} thread(s): fp32 GEMM {peak['fp32_gflops']:.1f} GFLOP/s, "
+                          f"int8 GEMM {peak['int8_gops']:.1f} GOP/s, bandwidth {peak['bandwidth_gbs']:.1f} GB/s "
+                          f"({measured['runtime']}, {measured['method']['statistic']})")
+        console.print("  % roof = achieved / min(compute peak of the precision, intensity x bandwidth); "
+                      "intensity from MACs and artifact + input + output bytes (minimal traffic)")
     console.print(f"  {results['gflops_rule']}")
     console.print(f"  percentiles: {results['percentile_rule']}; each measurement in a fresh process")
     sources = sorted({r["macs_source"] for r in results["results"] if r.get("macs_source")})
@@ -75,7 +84,7 @@ def bench(
                   "or model names (PyTorch eager baseline)"),
     threads: Optional[str] = typer.Option(
         None, "--threads", "-t", help="comma-separated thread counts, e.g. 1,2 (default: all usable cores)"),
-    batch: int = typer.Option(1, "--batch", "-b", help="images per inference"),
+    batch: str = typer.Option("1", "--batch", "-b", help="images per inference; a list such as 1,2,4,8 sweeps"),
     warmup_runs: int = typer.Option(5, "--warmup-runs", help="warm up for at least this many runs..."),
     warmup_seconds: float = typer.Option(0.5, "--warmup-seconds", help="...and at least this long"),
     min_runs: int = typer.Option(50, "--min-runs", help="time at least this many runs..."),
@@ -87,24 +96,34 @@ def bench(
     json_out: Optional[Path] = typer.Option(None, "--json", help="write every result, raw times included, here"),
     no_verify: bool = typer.Option(False, "--no-verify", help="run artifacts even if they do not match the "
                                    "sha256 of their folder's manifest.json"),
+    calibrate_peak: bool = typer.Option(
+        False, "--calibrate-peak", help="measure this machine's fp32/int8 GEMM and memory-bandwidth ceilings "
+                                        "again (cached per device; used for the roofline of every result)"),
+    plots: Optional[Path] = typer.Option(None, "--plots", help="write roofline and sweep plots (PNG) into this folder"),
 ) -> None:
     """Latency (p50/p90/p99), throughput, peak RSS, MACs and GFLOP/s, each measurement in a fresh process."""
     from edgecls.bench.device import describe_device
     from edgecls.bench.harness import parse_threads, resolve_targets, run_benchmarks
     from edgecls.bench.stats import TimingConfig
+    from edgecls.bench.sweep import merge_results, parse_batches
 
     timing = TimingConfig(warmup_runs, warmup_seconds, min_runs, min_seconds, max_seconds)
-    if not isinstance(batch, int) or batch < 1:
-        raise InvalidArgumentError(f"--batch must be a positive integer, got {batch!r}")
+    batches = parse_batches(batch)
     thread_counts = parse_threads(threads) if threads else [describe_device().usable_cores]
     resolved = resolve_targets(targets, weights=str(weights) if weights else None, resolution=resolution,
                                verify=not no_verify)
     if json_out:
         _check_writable(json_out, "--json")  # before minutes of measuring, not after
-    single = len(resolved) * len(thread_counts) == 1
+    if plots:
+        _check_folder(plots, "--plots")
+    total = len(resolved) * len(thread_counts) * len(batches)
     # One measurement: its error is the command's error. Several: report what failed, keep the rest.
-    results = run_benchmarks(resolved, thread_counts, batch, timing, stop_on_error=single,
-                             on_result=_progress_printer(len(resolved) * len(thread_counts)))
+    progress = _progress_printer(total)
+    results = merge_results([run_benchmarks(resolved, thread_counts, b, timing, stop_on_error=total == 1,
+                                            on_result=progress) for b in batches])
+    _add_roofline(results, thread_counts, refresh=calibrate_peak)
+    if plots:
+        _write_bench_plots(results, plots)
     write_error = None
     if json_out:
         from edgecls.manifest import atomic_write_bytes, describe_os_error
@@ -138,6 +157,51 @@ def _check_writable(path: Path, option: str) -> None:
         raise EdgeclsError(f"cannot write {option} {path}: {describe_os_error(exc)}") from None
     if not existed:
         path.unlink(missing_ok=True)
+
+
+def _check_folder(path: Path, option: str) -> None:
+    from edgecls.manifest import describe_os_error
+
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EdgeclsError(f"cannot create {option} {path}: {describe_os_error(exc)}") from None
+
+
+def _add_roofline(results: dict, thread_counts: list, refresh: bool) -> None:
+    """Roofline figures from the measured peaks: cached ones, or freshly measured with --calibrate-peak."""
+    from edgecls.bench.roofline import cached_peaks, calibrated_peaks, roofline_point
+
+    slug = results["device"]["slug"]
+    if refresh:
+        counts = sorted({n for n in thread_counts if n} | {r["threads"] for r in results["results"] if r["threads"]})
+        typer.echo(f"measuring the peak at {', '.join(map(str, counts))} thread(s)...", err=True)
+        table = calibrated_peaks(counts, slug, refresh=True)
+    else:
+        table = cached_peaks(slug)
+    if table is None:
+        return
+    results["measured_peak"] = table.to_dict()
+    for record in results["results"]:
+        peak = table.for_threads(record["threads"])
+        record["roofline"] = roofline_point(record, peak) if peak else None
+
+
+def _write_bench_plots(results: dict, folder: Path) -> None:
+    from edgecls.bench.roofline import PeakTable, plot_roofline
+    from edgecls.bench.sweep import plot_latency_vs_threads, plot_throughput_vs_batch
+
+    records = results["results"]
+    written = []
+    if plot_throughput_vs_batch(records, folder / "throughput_vs_batch.png"):
+        written.append(folder / "throughput_vs_batch.png")
+    if plot_latency_vs_threads(records, folder / "latency_vs_threads.png"):
+        written.append(folder / "latency_vs_threads.png")
+    if results.get("measured_peak") and plot_roofline(records, PeakTable.from_dict(results["measured_peak"]),
+                                                      folder / "roofline.png"):
+        written.append(folder / "roofline.png")
+    for path in written:
+        typer.echo(f"wrote {path}")
 
 
 def _progress_printer(total: int):
