@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import io
 import json
 import os
 import shutil
@@ -188,7 +189,11 @@ def run_export(config: ExportConfig, log: Log | None = None) -> ExportRun:
             workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX, dir=out))
             (workdir / PID_FILE).write_text(str(os.getpid()))
             (workdir / "staging").mkdir()
-            torch.save(model.state_dict(), workdir / "model.pt")
+            # Through bytes: torch.save on a full disk raises a RuntimeError that names neither
+            # the file nor the cause; a plain write raises OSError(ENOSPC, path).
+            buffer = io.BytesIO()
+            torch.save(model.state_dict(), buffer)
+            (workdir / "model.pt").write_bytes(buffer.getvalue())
             np.save(workdir / "calibration.npy", sets.calibration)
             np.save(workdir / "parity.npy", sets.parity)
             np.save(workdir / "reference.npy", reference)
@@ -196,14 +201,17 @@ def run_export(config: ExportConfig, log: Log | None = None) -> ExportRun:
             if workdir is not None:
                 shutil.rmtree(workdir, ignore_errors=True)
             raise EdgeclsError(f"cannot prepare the export in {out}: {describe_os_error(exc)}") from None
+        # The child's protocol files and output live outside --out: on a full disk they still tell why.
+        control = Path(tempfile.mkdtemp(prefix="edgecls-export-"))
+        unrecorded: list[ManifestEntry] = []
         try:
             context = _EntryContext(plan, sets, counted.params, counted.macs)
             for fmt in formats:
                 log(f"{fmt}: exporting {', '.join(precisions)}")
-                results = _run_format(plan, fmt, workdir)
+                results = _run_format(plan, fmt, workdir, control)
                 for precision in precisions:
                     entry = context.entry(fmt, precision, results[precision])
-                    _publish(entry, results[precision], workdir, out, log)
+                    _publish(entry, results[precision], workdir, out, unrecorded)
                     log(f"{fmt} {precision}: {entry.status}" + (f" ({entry.error})" if entry.error else ""))
                     entries.append(entry)
         except BaseException:
@@ -211,17 +219,23 @@ def run_export(config: ExportConfig, log: Log | None = None) -> ExportRun:
             raise
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+            shutil.rmtree(control, ignore_errors=True)
+    if unrecorded:
+        try:
+            merge_entries(out, unrecorded)
+        except OSError as exc:
+            log(f"warning: {len(unrecorded)} failure(s) not recorded in the manifest: {describe_os_error(exc)}")
     warnings = list(sets.warnings) if "int8" in precisions else []
     return ExportRun(out, out / MANIFEST_NAME, [e.to_dict() for e in entries], warnings)
 
 
-def _run_format(plan: ExportPlan, fmt: str, workdir: Path) -> dict[str, dict]:
+def _run_format(plan: ExportPlan, fmt: str, workdir: Path, control: Path) -> dict[str, dict]:
     """One format's conversions in a fresh interpreter; a result for every precision, crash or not."""
     from edgecls.export.child import RUNNING
     from edgecls.isolation import run_isolated
 
     config, precisions = plan.config, plan.precisions
-    progress = workdir / f"progress_{fmt}.json"
+    progress = control / f"progress_{fmt}.json"
     job = {
         "format": fmt, "module": get_format(fmt).converter, "side_suffixes": list(get_format(fmt).side_suffixes),
         "model": plan.info.name,
@@ -232,8 +246,8 @@ def _run_format(plan: ExportPlan, fmt: str, workdir: Path) -> dict[str, dict]:
         "workdir": str(workdir), "staging": str(workdir / "staging"), "progress": str(progress),
     }
     started = time.monotonic()
-    outcome = run_isolated("edgecls.export.child:export_format", job, timeout=config.timeout, workdir=workdir,
-                           output=workdir / f"log_{fmt}.txt")
+    outcome = run_isolated("edgecls.export.child:export_format", job, timeout=config.timeout, workdir=control,
+                           output=control / f"log_{fmt}.txt")
     if outcome.ok:
         results = dict(outcome.value)
     else:
@@ -307,8 +321,10 @@ def _fail(entry: ManifestEntry, error: str) -> None:
     entry.sha256, entry.size_bytes, entry.side_files = None, None, []
 
 
-def _publish(entry: ManifestEntry, result: dict, workdir: Path, out: Path, log: Log) -> None:
-    """Record ``entry`` and, when it passed, move its files into ``out`` (see the module docstring)."""
+def _publish(entry: ManifestEntry, result: dict, workdir: Path, out: Path, unrecorded: list[ManifestEntry]) -> None:
+    """Record ``entry`` and, when it passed, move its files into ``out`` (see the module docstring).
+    A failure the manifest could not take (a full disk) goes to ``unrecorded``, retried once the
+    work folder's space is free again."""
     staging = workdir / "staging"
     name = entry.file
     fmt = get_format(entry.format)
@@ -324,8 +340,8 @@ def _publish(entry: ManifestEntry, result: dict, workdir: Path, out: Path, log: 
             (staging / n).unlink(missing_ok=True)
         try:
             merge_entries(out, [entry])
-        except OSError as exc:
-            log(f"warning: the failure of {entry.intended_file} is not in the manifest: {describe_os_error(exc)}")
+        except OSError:
+            unrecorded.append(entry)
         return
     records = [FileRecord(n, sha256_of(staging / n), (staging / n).stat().st_size) for n in files]
     entry.sha256, entry.size_bytes, entry.side_files = records[0].sha256, records[0].size_bytes, records[1:]
@@ -340,8 +356,7 @@ def _publish(entry: ManifestEntry, result: dict, workdir: Path, out: Path, log: 
         _fail(entry, f"cannot record {name}: {reason}")
         for n in files:
             (staging / n).unlink(missing_ok=True)
-        with contextlib.suppress(OSError):
-            merge_entries(out, [entry])
+        unrecorded.append(entry)
         return
     for n in files:
         os.replace(staging / n, out / n)
