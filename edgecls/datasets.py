@@ -283,6 +283,30 @@ def checkpoint_classes(path: str | Path) -> list[str] | None:
     return None
 
 
+def checkpoint_metadata(path: str | Path) -> dict | None:
+    """The ``edgecls`` metadata object of a checkpoint that ``train`` wrote, or None for any other file.
+
+    It holds ``classes``, ``num_classes``, ``model``, ``head_hidden`` (the width of the hidden head
+    layer, or null) and ``preprocessing`` (resolution, mean, std, crop_pct, interpolation); the
+    sidecar JSON (same stem) holds the same object.
+    """
+    path = Path(path)
+    meta: object = None
+    if path.suffix == ".safetensors" and path.is_file():
+        try:
+            meta = json.loads(_safetensors_metadata(path).get("edgecls", "null"))
+        except ValueError:
+            meta = None
+    if not isinstance(meta, dict) and path.with_suffix(".json").is_file():
+        try:
+            meta = json.loads(path.with_suffix(".json").read_text())
+        except (OSError, ValueError):
+            meta = None
+    if not isinstance(meta, dict) or not isinstance(meta.get("classes"), list) or "num_classes" not in meta:
+        return None
+    return meta
+
+
 def _safetensors_metadata(path: Path) -> dict[str, str]:
     # The header is 8 bytes of little-endian length, then JSON: reading it needs neither torch nor safetensors.
     try:
@@ -300,6 +324,7 @@ def _safetensors_metadata(path: Path) -> dict[str, str]:
 __all__ = [
     "Dataset",
     "checkpoint_classes",
+    "checkpoint_metadata",
     "imagenet_synsets",
     "load_dataset",
     "map_classes",

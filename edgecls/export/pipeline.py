@@ -230,6 +230,15 @@ def run_export(config: ExportConfig, log: Log | None = None) -> ExportRun:
     _check_numbers(config)
     profile = load_profile(config.target)
     formats, precisions = resolve_plan(config, profile)
+    # A `train` checkpoint decides the class count, the head and (unless given) the resolution.
+    from edgecls.datasets import checkpoint_metadata
+
+    trained = checkpoint_metadata(config.weights) if config.weights else None
+    if trained:
+        import dataclasses
+
+        config = dataclasses.replace(config, num_classes=int(trained["num_classes"]),
+                                     resolution=config.resolution or trained["preprocessing"]["resolution"])
     resolution = info.check_resolution(config.resolution or info.resolution)
     if config.opset < 17:
         raise InvalidArgumentError(f"--opset {config.opset} is too old: use 17 or newer")
@@ -245,7 +254,7 @@ def run_export(config: ExportConfig, log: Log | None = None) -> ExportRun:
     with torch.random.fork_rng():
         torch.manual_seed(0)  # random weights are the same draw every run: matrix results reproduce
         model = create_model(info.name, num_classes=config.num_classes, weights=config.weights,
-                             pretrained=config.pretrained)
+                             pretrained=config.pretrained, head_hidden=(trained or {}).get("head_hidden"))
     sets = load_image_sets(info, config.calib, resolution, config.calib_size)
     if "int8" in precisions:  # the calibration warnings only matter when something is calibrated
         for warning in sets.warnings:
@@ -272,6 +281,7 @@ def run_export(config: ExportConfig, log: Log | None = None) -> ExportRun:
             names = {p: artifact_name(info, config, resolution, p, _suffix(fmt)) for p in precisions}
             job = {
                 "format": fmt, "module": FORMAT_MODULES[fmt], "model": info.name, "num_classes": config.num_classes,
+                "head_hidden": (trained or {}).get("head_hidden"),
                 "state_dict": str(workdir / "model.pt"), "resolution": resolution, "batch": config.batch,
                 "dynamic_batch": config.dynamic_batch, "nhwc": config.nhwc, "opset": config.opset,
                 "options": profile.options, "precisions": precisions, "names": names,
@@ -284,6 +294,8 @@ def run_export(config: ExportConfig, log: Log | None = None) -> ExportRun:
                 rule = rule_for(precision, real_weights, config.min_agreement)
                 entry = _manifest_entry(fmt, precision, names[precision], result, rule, info, resolution, config,
                                         weights_label, sets, profile)
+                if trained:
+                    entry["classes"] = list(trained["classes"])
                 _publish(entry, result, staging, out)
                 log(f"{fmt} {precision}: {entry['status']}" + (f" ({entry['error']})" if entry["error"] else ""))
                 entries.append(entry)
@@ -440,7 +452,8 @@ def _child(job_path: Path) -> int:
     workdir = Path(job["workdir"])
     staging = Path(job["staging"])
     try:
-        model = create_model(job["model"], num_classes=job["num_classes"], weights=job["state_dict"])
+        model = create_model(job["model"], num_classes=job["num_classes"], weights=job["state_dict"],
+                             head_hidden=job.get("head_hidden"))
         exporter = exporter_class(job["format"], job["module"])()
     except Exception as exc:  # noqa: BLE001 - recorded for every precision of this format
         for precision in job["precisions"]:

@@ -16,6 +16,7 @@ _LAZY = {
     "runner_class": "edgecls.runtime.registry",
     "runtime_for": "edgecls.runtime.registry",
     "run_artifact": "edgecls.runtime.run",
+    "run_batches": "edgecls.runtime.run",
 }
 
 __all__ = list(_LAZY)
