@@ -145,7 +145,7 @@ def info(
 
 def _register_commands() -> None:
     """Export and bench commands live in their own modules; those import nothing heavy at load."""
-    from edgecls import cli_bench, cli_evaluate, cli_export
+    from edgecls import cli_bench, cli_data, cli_evaluate, cli_export
 
     app.command(name="export")(cli_export.export)
     app.command(name="demo")(cli_export.demo)
@@ -155,6 +155,7 @@ def _register_commands() -> None:
     suite = typer.Typer(help="Benchmark suites: export what is missing, benchmark, write results.")
     suite.command(name="run")(cli_bench.suite_run)
     app.add_typer(suite, name="suite")
+    cli_data.register(app)
 
 
 _register_commands()
