@@ -307,6 +307,35 @@ def checkpoint_metadata(path: str | Path) -> dict | None:
     return meta
 
 
+def checkpoint_metadata(path: str | Path) -> dict | None:
+    """The metadata ``edgecls train`` stores with a checkpoint, or None for any other checkpoint.
+
+    A dict with at least ``classes``, ``num_classes`` and ``preprocessing`` (resolution, mean, std,
+    crop_pct, interpolation), read from the safetensors header (key ``edgecls``) or the JSON beside
+    the checkpoint; a checkpoint with class names only is answered by ``checkpoint_classes``.
+    """
+    path = Path(path)
+    candidates = []
+    sidecar = path.with_suffix(".json")
+    if sidecar.is_file() and sidecar != path:
+        try:
+            candidates.append(json.loads(sidecar.read_text()))
+        except (OSError, ValueError):
+            pass
+    if path.suffix == ".safetensors":
+        raw = _safetensors_metadata(path).get("edgecls")
+        try:
+            candidates.insert(0, json.loads(raw) if raw else None)
+        except ValueError:
+            pass
+    for meta in candidates:
+        if isinstance(meta, dict) and isinstance(meta.get("classes"), list) and isinstance(meta.get("preprocessing"), dict):
+            meta = dict(meta)
+            meta.setdefault("num_classes", len(meta["classes"]))
+            return meta
+    return None
+
+
 def _safetensors_metadata(path: Path) -> dict[str, str]:
     # The header is 8 bytes of little-endian length, then JSON: reading it needs neither torch nor safetensors.
     try:
@@ -324,6 +353,7 @@ def _safetensors_metadata(path: Path) -> dict[str, str]:
 __all__ = [
     "Dataset",
     "checkpoint_classes",
+    "checkpoint_metadata",
     "checkpoint_metadata",
     "imagenet_synsets",
     "load_dataset",
