@@ -9,6 +9,8 @@ scikit-learn.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -19,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# One worker builds the module fixture (training + export) once and runs every test on it.
+pytestmark = pytest.mark.xdist_group("evaluate")
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "mobilenetv1_025"
 RES = 32
@@ -48,6 +52,26 @@ def _cli(args: list[str], cwd: Path, shim: Path | None = None) -> subprocess.Com
     env["PYTHONPATH"] = os.pathsep.join([str(shim), str(REPO)] if shim else [str(REPO)])
     return subprocess.run([sys.executable, "-m", "edgecls.cli", *args], capture_output=True, text=True,
                           env=env, cwd=cwd, timeout=600)
+
+
+def _main(args: list[str], cwd: Path) -> tuple[int, str, str]:
+    """The CLI in this process (exit code, stdout, stderr): no interpreter start, torch already loaded."""
+    from edgecls.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    old_argv, old_cwd = sys.argv, os.getcwd()
+    sys.argv = ["edgecls", *args]
+    os.chdir(cwd)
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.argv = old_argv
+        os.chdir(old_cwd)
+    return code, out.getvalue(), err.getvalue()
 
 
 def _train(x: np.ndarray, y: np.ndarray):
@@ -145,12 +169,12 @@ def _onnx_logits(path: Path, x: np.ndarray) -> np.ndarray:
 def evaluated(digits, tmp_path_factory):
     """`edgecls evaluate EXPORT --weights CKPT --data VAL` through the CLI."""
     out = tmp_path_factory.mktemp("eval_out")
-    result = _cli(["evaluate", str(digits["export"]), "--weights", str(digits["checkpoint"]), "--data",
-                   str(digits["val"]), "--out", str(out), "--json", str(out / "copy.json")], cwd=out)
-    assert result.returncode == 0, result.stderr
+    code, stdout, stderr = _main(["evaluate", str(digits["export"]), "--weights", str(digits["checkpoint"]), "--data",
+                                  str(digits["val"]), "--out", str(out), "--json", str(out / "copy.json")], cwd=out)
+    assert code == 0, stderr
     report = json.loads((out / "evaluation.json").read_text())
     assert json.loads((out / "copy.json").read_text()) == report
-    return {"report": report, "out": out, "stdout": result.stdout}
+    return {"report": report, "out": out, "stdout": stdout}
 
 
 def _record(report: dict, fmt: str, precision: str) -> dict:
@@ -257,36 +281,36 @@ def test_predict_artifact_without_torch_prints_pytorch_top_k(digits, tmp_path):
         expected = np.argsort(-row)[:3]
         assert [t["index"] for t in item["top"]] == expected.tolist()
         assert [t["label"] for t in item["top"]] == [CLASSES[i] for i in expected]  # names from the checkpoint
-    text = _cli(["predict", str(digits["artifacts"]["int8"]), str(chosen[0])], cwd=digits["root"], shim=shim)
-    assert text.returncode == 0, text.stderr
-    assert chosen[0].name in text.stdout and "%" in text.stdout
+    code, stdout, stderr = _main(["predict", str(digits["artifacts"]["int8"]), str(chosen[0])], cwd=digits["root"])
+    assert code == 0, stderr
+    assert chosen[0].name in stdout and "%" in stdout
 
 
-def _one_line_error(result: subprocess.CompletedProcess, *words: str) -> None:
-    assert result.returncode == 2, (result.returncode, result.stderr)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.stderr
+def _one_line_error(result: tuple[int, str, str], *words: str) -> None:
+    code, _, stderr = result
+    assert code == 2, (code, stderr)
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
     for word in words:
         assert word in lines[0], lines[0]
 
 
 def test_bad_data_one_line_exit_2(digits, tmp_path):
     artifact = str(digits["artifacts"]["fp32"])
-    _one_line_error(_cli(["evaluate", artifact, "--data", str(tmp_path / "missing")], cwd=tmp_path), "not found")
+    _one_line_error(_main(["evaluate", artifact, "--data", str(tmp_path / "missing")], cwd=tmp_path), "not found")
     (tmp_path / "empty").mkdir()
-    _one_line_error(_cli(["evaluate", artifact, "--data", str(tmp_path / "empty")], cwd=tmp_path), "no class subfolders")
+    _one_line_error(_main(["evaluate", artifact, "--data", str(tmp_path / "empty")], cwd=tmp_path), "no class subfolders")
     renamed = tmp_path / "renamed"
     for name in CLASSES:
         shutil.copytree(digits["val"] / name, renamed / f"digit_{name}")
-    _one_line_error(_cli(["evaluate", artifact, "--data", str(renamed)], cwd=digits["root"]), "not classes of the model")
+    _one_line_error(_main(["evaluate", artifact, "--data", str(renamed)], cwd=digits["root"]), "not classes of the model")
     nine = tmp_path / "nine"
     for name in CLASSES[:9]:
         shutil.copytree(digits["val"] / name, nine / name)
-    _one_line_error(_cli(["evaluate", artifact, "--data", str(nine)], cwd=digits["root"]), "class-count mismatch")
+    _one_line_error(_main(["evaluate", artifact, "--data", str(nine)], cwd=digits["root"]), "class-count mismatch")
     (tmp_path / "one" / "7").mkdir(parents=True)
     shutil.copy(next((digits["val"] / "7").iterdir()), tmp_path / "one" / "7")
-    _one_line_error(_cli(["evaluate", artifact, "--data", str(tmp_path / "one")], cwd=tmp_path), "one class only")
+    _one_line_error(_main(["evaluate", artifact, "--data", str(tmp_path / "one")], cwd=tmp_path), "one class only")
 
 
 def test_corrupt_image_skipped_and_counted(digits, tmp_path):
@@ -298,11 +322,12 @@ def test_corrupt_image_skipped_and_counted(digits, tmp_path):
     (data / "3" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
     (data / "3" / "notes.txt").write_text("not an image")
     out = tmp_path / "out"
-    result = _cli(["evaluate", str(digits["artifacts"]["fp32"]), "--data", str(data), "--out", str(out)], cwd=digits["root"])
-    assert result.returncode == 0, result.stderr
+    code, stdout, stderr = _main(["evaluate", str(digits["artifacts"]["fp32"]), "--data", str(data), "--out", str(out)],
+                                 cwd=digits["root"])
+    assert code == 0, stderr
     report = json.loads((out / "evaluation.json").read_text())
     assert report["data"]["images"] == 41 and report["data"]["evaluated"] == 40
     assert [Path(p).name for p in report["data"]["corrupt"]] == ["broken.png"]
     assert [Path(p).name for p in report["data"]["skipped_files"]] == ["notes.txt"]
     assert report["results"][0]["metrics"]["images"] == 40
-    assert "1 corrupt skipped" in result.stdout
+    assert "1 corrupt skipped" in stdout

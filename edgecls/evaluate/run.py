@@ -210,7 +210,7 @@ def _torch_reference(artifact: EvalTarget, warnings: list[str]) -> EvalTarget | 
 
 def _model_target(name: str, weights: str | None, pretrained: bool, num_classes: int | None,
                   resolution: int | None) -> EvalTarget:
-    from edgecls.datasets import checkpoint_classes
+    from edgecls.datasets import checkpoint_classes, checkpoint_metadata
     from edgecls.models.registry import get_model_info
 
     try:
@@ -224,8 +224,12 @@ def _model_target(name: str, weights: str | None, pretrained: bool, num_classes:
         raise InvalidArgumentError(f"--num-classes {num_classes} but the checkpoint names {len(labels)} classes")
     num = num_classes or (len(labels) if labels else info.num_classes)
     model_classes, names = _class_names(num, labels)
+    preprocessing = Preprocessing.of_model(info, resolution)
+    trained = checkpoint_metadata(weights) if weights else None
+    if trained and not resolution:  # a fine-tuned model is fed the way it was trained
+        preprocessing = _preprocessing_from(trained, {}, Path(weights))
     return EvalTarget(label=info.name if not weights else f"{info.name} ({Path(weights).name})", format="torch",
-                      num_classes=num, preprocessing=Preprocessing.of_model(info, resolution), model=info.name,
+                      num_classes=num, preprocessing=preprocessing, model=info.name,
                       precision="fp32", weights=weights, pretrained=pretrained, model_classes=model_classes,
                       output_names=names)
 
