@@ -34,6 +34,7 @@ def evaluate(
     threads: Optional[int] = typer.Option(None, "--threads", help="runtime threads (default: the runtime's)"),
     out: Path = typer.Option(Path("evaluation"), "--out", help="folder for evaluation.json, confusion matrices, plots"),
     json_path: Optional[Path] = typer.Option(None, "--json", help="also write the results JSON here"),
+    no_plots: bool = typer.Option(False, "--no-plots", help="skip the PNG heatmaps and reliability diagrams"),
 ) -> None:
     """Accuracy on labeled data: top-1/top-5, per-class metrics, confusion matrix, calibration, agreement."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -56,7 +57,7 @@ def evaluate(
 
     try:
         report = run_evaluate(targets, data, weights=weights, pretrained=pretrained, num_classes=num_classes,
-                              resolution=resolution, batch=batch, threads=threads, out=out, progress=advance,
+                              resolution=resolution, batch=batch, threads=threads, out=out, plots=not no_plots, progress=advance,
                               on_start=start)
     finally:
         progress.stop()

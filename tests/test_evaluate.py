@@ -254,7 +254,7 @@ def test_artifacts_match_pytorch_within_their_parity(digits, evaluated):
 
 def test_evaluate_export_without_torch(digits, tmp_path):
     shim = _shim(tmp_path / "shim")
-    result = _cli(["evaluate", str(digits["export"]), "--data", str(digits["val"]), "--out", str(tmp_path / "o")],
+    result = _cli(["evaluate", str(digits["export"]), "--data", str(digits["val"]), "--out", str(tmp_path / "o"), "--no-plots"],
                   cwd=digits["root"], shim=shim)
     assert result.returncode == 0, result.stderr
     report = json.loads((tmp_path / "o" / "evaluation.json").read_text())
@@ -322,7 +322,8 @@ def test_corrupt_image_skipped_and_counted(digits, tmp_path):
     (data / "3" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
     (data / "3" / "notes.txt").write_text("not an image")
     out = tmp_path / "out"
-    code, stdout, stderr = _main(["evaluate", str(digits["artifacts"]["fp32"]), "--data", str(data), "--out", str(out)],
+    code, stdout, stderr = _main(["evaluate", str(digits["artifacts"]["fp32"]), "--data", str(data), "--out", str(out),
+                                  "--no-plots"],
                                  cwd=digits["root"])
     assert code == 0, stderr
     report = json.loads((out / "evaluation.json").read_text())
@@ -331,3 +332,48 @@ def test_corrupt_image_skipped_and_counted(digits, tmp_path):
     assert [Path(p).name for p in report["data"]["skipped_files"]] == ["notes.txt"]
     assert report["results"][0]["metrics"]["images"] == 40
     assert "1 corrupt skipped" in stdout
+
+
+def test_report_uses_evaluation_and_html_lists_every_artifact(digits, evaluated, tmp_path):
+    """bench + evaluate -> report: measured top-1 and the budget pick in report.md; report.html rendered by Chromium."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "Chromium renders the HTML report in this test: apt-get install -y chromium (make setup does)"
+    bench_json = tmp_path / "bench.json"
+    code, _, stderr = _main(["bench", str(digits["export"]), "--threads", "1", "--warmup-runs", "1", "--warmup-seconds", "0",
+                             "--min-runs", "5", "--min-seconds", "0", "--json", str(bench_json)], cwd=tmp_path)
+    assert code == 0, stderr
+    out = tmp_path / "report"
+    code, stdout, stderr = _main(["report", str(bench_json), str(evaluated["out"] / "evaluation.json"), "--html",
+                                  "--max-drop", "5", "--out", str(out)], cwd=tmp_path)
+    assert code == 0, stderr
+    report_md = (out / "report.md").read_text()
+    assert "## Accuracy (edgecls evaluate)" in report_md and "within 5.0 points" in report_md
+    int8_top1 = _record(evaluated["report"], "onnx", "int8")["metrics"]["top1"]
+    assert f"| {100 * int8_top1:.1f} |" in report_md
+    assert (out / "pareto_accuracy.png").read_bytes()[:4] == b"\x89PNG"
+    page = out / "report.html"
+    assert "http://" not in page.read_text() and "https://" not in page.read_text()  # nothing fetched
+    dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    from html.parser import HTMLParser
+
+    class Rows(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.rows, self.cards = [], []
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            if tag == "tr" and "data-artifact" in attrs:
+                self.rows.append(attrs["data-artifact"])
+            if tag == "div" and "data-artifact" in attrs:
+                self.cards.append(attrs["data-artifact"])
+
+    parsed = Rows()
+    parsed.feed(dom)
+    bench = json.loads(bench_json.read_text())["results"]
+    expected = {Path(r["file"]).name for r in bench if r.get("file")}
+    assert len(expected) == 2
+    assert {r.rsplit("|", 1)[-1] for r in parsed.rows} == expected  # one rendered row per measured artifact
+    assert {c.rsplit("|", 1)[-1] for c in parsed.cards} == expected
+    assert "data-artifact" not in page.read_text().split('id="report-data"')[0]  # the rows come from the script
