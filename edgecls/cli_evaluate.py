@@ -23,13 +23,26 @@ def _pct(value) -> str:
     return "-" if value is None else f"{100 * value:.1f}"
 
 
+def _sides(text: str | None) -> list[int] | None:
+    from edgecls.errors import InvalidArgumentError
+
+    if not text:
+        return None
+    try:
+        sides = [int(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise InvalidArgumentError(f"--resolution takes integers like 224 or 160,192,224, got {text!r}") from None
+    return sides or None
+
+
 def evaluate(
     targets: List[str] = typer.Argument(..., help="model names, artifact files or export folders"),
     data: Path = typer.Option(..., "--data", help="image folder (one subfolder per class) or CSV of path,label"),
     weights: Optional[str] = typer.Option(None, "--weights", help="checkpoint of a model name (or of an export's model)"),
     pretrained: bool = typer.Option(False, "--pretrained", help="the model's built-in weights"),
     num_classes: Optional[int] = typer.Option(None, "--num-classes", help="outputs of a model name (default: the checkpoint's classes, or 1000)"),
-    resolution: Optional[int] = typer.Option(None, "--resolution", "-r", help="input side for a model name"),
+    resolution: Optional[str] = typer.Option(None, "--resolution", "-r",
+                                             help="input side(s) for a model name: 224, or a sweep 160,192,224"),
     batch: int = typer.Option(32, "--batch", help="images per inference (artifacts with a static batch use theirs)"),
     threads: Optional[int] = typer.Option(None, "--threads", help="runtime threads (default: the runtime's)"),
     out: Path = typer.Option(Path("evaluation"), "--out", help="folder for evaluation.json, confusion matrices, plots"),
@@ -42,6 +55,7 @@ def evaluate(
 
     from edgecls.evaluate.run import RESULTS_NAME, evaluate as run_evaluate
 
+    sides = _sides(resolution)
     err = _console(stderr=True)
     # The bar starts once the data and targets are known to be good: a user error prints one line only.
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -57,7 +71,7 @@ def evaluate(
 
     try:
         report = run_evaluate(targets, data, weights=weights, pretrained=pretrained, num_classes=num_classes,
-                              resolution=resolution, batch=batch, threads=threads, out=out, plots=not no_plots, progress=advance,
+                              resolution=sides, batch=batch, threads=threads, out=out, plots=not no_plots, progress=advance,
                               on_start=start)
     finally:
         progress.stop()

@@ -74,4 +74,24 @@ def reliability_diagram(bins: Sequence[dict], ece: float, path: Path, title: str
     return path
 
 
-__all__ = ["confusion_heatmap", "reliability_diagram"]
+def resolution_sweep(points: dict[str, list[tuple[int, float, float]]], path: Path) -> Path:
+    """Top-1 and top-5 against input side, one line per model: ``points[model] = [(side, top1, top5)]``."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for model, rows in sorted(points.items()):
+        rows = sorted(rows)
+        line, = ax.plot([r[0] for r in rows], [100 * r[1] for r in rows], "o-", label=f"{model} top-1")
+        ax.plot([r[0] for r in rows], [100 * r[2] for r in rows], "s--", color=line.get_color(), alpha=0.6,
+                label=f"{model} top-5")
+    ax.set_xlabel("input side (pixels)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title("accuracy vs input resolution")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+__all__ = ["confusion_heatmap", "reliability_diagram", "resolution_sweep"]

@@ -235,7 +235,7 @@ def _model_target(name: str, weights: str | None, pretrained: bool, num_classes:
 
 
 def resolve_targets(items: Sequence[str], weights: str | None = None, pretrained: bool = False,
-                    num_classes: int | None = None, resolution: int | None = None,
+                    num_classes: int | None = None, resolution: int | Sequence[int] | None = None,
                     compare: bool = True) -> tuple[list[EvalTarget], list[str]]:
     """Targets for what the user typed, each artifact with its reference; and warnings."""
     from edgecls.bench.harness import _sibling_manifest_entry, read_manifest
@@ -266,7 +266,13 @@ def resolve_targets(items: Sequence[str], weights: str | None = None, pretrained
         elif path.suffix.lower() in FORMAT_OF_SUFFIX or "/" in item:
             raise EdgeclsError(f"artifact not found: {item}")
         else:
-            targets.append(_model_target(item, weights, pretrained, num_classes, resolution))
+            # Several resolutions: one target each, so a user sees what a smaller input costs in accuracy.
+            sides = resolution if isinstance(resolution, (list, tuple)) else [resolution]
+            for side in sides:
+                target = _model_target(item, weights, pretrained, num_classes, side)
+                if len(sides) > 1:
+                    target.label += f" @{target.preprocessing.resolution}"
+                targets.append(target)
     if artifacts and compare:
         torch_ok = _torch_available()
         if not torch_ok:
@@ -382,7 +388,7 @@ def _slug(text: str) -> str:
 
 
 def evaluate(items: Sequence[str], data: str | Path, *, weights: str | None = None, pretrained: bool = False,
-             num_classes: int | None = None, resolution: int | None = None, batch: int = 32,
+             num_classes: int | None = None, resolution: int | Sequence[int] | None = None, batch: int = 32,
              threads: int | None = None, out: str | Path | None = None, plots: bool = True,
              progress: Callable[[str, int], None] | None = None, on_start: Callable[[int], None] | None = None) -> dict:
     """Evaluate every target on the labeled data; the results as a JSON-ready dict (also written to ``out``)."""
@@ -477,6 +483,16 @@ def write_outputs(report: dict, out_dir: Path, plots: bool = True) -> Path:
                 for flip in record["vs_reference"]["flips"]:
                     writer.writerow([flip["image"], flip["true"], flip["reference"], flip["prediction"]])
             files["flips_csv"] = path.name
+    sweep: dict[str, list[tuple[int, float, float]]] = {}
+    for record in report["results"]:
+        if record["format"] == "torch":
+            sweep.setdefault(record["model"], []).append(
+                (record["preprocessing"]["resolution"], record["metrics"]["top1"], record["metrics"]["top5"]))
+    sweep = {model: rows for model, rows in sweep.items() if len({r[0] for r in rows}) > 1}
+    if plots and sweep:
+        from edgecls.evaluate.plots import resolution_sweep
+
+        report["files"] = {"resolution_sweep_png": resolution_sweep(sweep, out_dir / "resolution_sweep.png").name}
     path = out_dir / RESULTS_NAME
     path.write_text(json.dumps(report, indent=2))
     return path
