@@ -11,6 +11,8 @@ PYTEST_ARGS ?= -n 2 --dist loadgroup
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
+	# Debian packages: chromium renders the HTML report in tests/test_evaluate.py (headless, --dump-dom).
+	command -v chromium >/dev/null 2>&1 || (apt-get update && apt-get install -y chromium)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch==2.13.0 resolves to the CPU wheel shipped on this machine kind (see constraints.txt).

@@ -117,15 +117,17 @@ def info(
 
 def _register_commands() -> None:
     """Export and bench commands live in their own modules; those import nothing heavy at load."""
-    from edgecls import cli_bench, cli_export
+    from edgecls import cli_bench, cli_data, cli_evaluate, cli_export
 
     app.command(name="export")(cli_export.export)
     app.command(name="demo")(cli_export.demo)
     app.command(name="bench")(cli_bench.bench)
     app.command(name="report")(cli_bench.report)
+    cli_evaluate.register(app)
     suite = typer.Typer(help="Benchmark suites: export what is missing, benchmark, write results.")
     suite.command(name="run")(cli_bench.suite_run)
     app.add_typer(suite, name="suite")
+    cli_data.register(app)
 
 
 _register_commands()

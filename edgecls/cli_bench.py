@@ -247,11 +247,15 @@ def report(
     results: list[Path] = typer.Argument(..., help="results JSON files (several devices merge into one table)"),
     out: Path = typer.Option(Path("benchmarks/report"), "--out", "-o", help="folder for report.md, results.csv, PNGs"),
     no_plots: bool = typer.Option(False, "--no-plots", help="skip the PNG plots"),
+    html: bool = typer.Option(False, "--html", help="also write report.html: one self-contained page"),
+    max_drop: Optional[float] = typer.Option(None, "--max-drop", help="accuracy budget in top-1 points (default 1) "
+                                             "when evaluation.json files are passed"),
 ) -> None:
     """Markdown table, CSV and plots (latency vs MACs, int8 speed-up, latency vs parity) from results."""
     from edgecls.report import write_report
 
-    written = write_report(results, out, plots=not no_plots)
+    written = write_report(results, out, plots=not no_plots, html=html,
+                           max_drop=None if max_drop is None else max_drop / 100)
     for kind, path in written.items():
         typer.echo(f"{kind:18s} {path}")
 

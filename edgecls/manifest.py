@@ -53,6 +53,7 @@ class ManifestEntry:
     model: str | None = None
     weights: str | None = None  # "random", "pretrained", "file:NAME"
     num_classes: int | None = None
+    classes: list[str] | None = None  # class names of a fine-tuned head (`edgecls train`); ImageNet when None
     batch: int | None = None  # static batch of the artifact's input (None: dynamic, or not recorded)
     dynamic_batch: bool = False
     params: int | None = None  # of the PyTorch model, counted at export time

@@ -57,7 +57,8 @@ def export_format(job: dict) -> dict:
         return [dest.with_suffix(s) for s in job["side_suffixes"]]
 
     try:
-        model = create_model(job["model"], num_classes=job["num_classes"], weights=job["state_dict"])
+        model = create_model(job["model"], num_classes=job["num_classes"], weights=job["state_dict"],
+                             head_hidden=job.get("head_hidden"))
         exporter = exporter_class(job["format"], job["module"])()
     except Exception as exc:  # noqa: BLE001 - recorded for every precision of this format
         traceback.print_exc()

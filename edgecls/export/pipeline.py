@@ -154,6 +154,7 @@ def run_export(config: ExportConfig, log: Log | None = None) -> ExportRun:
     """Build, check and record every requested artifact; see the module docstring."""
     log = log or (lambda message: None)
     plan = make_plan(config)
+    config = plan.config  # a `train` checkpoint may have set the class count and resolution
     info, formats, precisions = plan.info, plan.formats, plan.precisions
     out = Path(config.out)
 
@@ -168,7 +169,7 @@ def run_export(config: ExportConfig, log: Log | None = None) -> ExportRun:
     with torch.random.fork_rng():
         torch.manual_seed(0)  # random weights are the same draw every run: matrix results reproduce
         model = create_model(info.name, num_classes=config.num_classes, weights=config.weights,
-                             pretrained=config.pretrained)
+                             pretrained=config.pretrained, head_hidden=plan.head_hidden)
     sets = load_image_sets(info, config.calib, plan.resolution, config.calib_size)
     if "int8" in precisions:  # the calibration warnings only matter when something is calibrated
         for warning in sets.warnings:
@@ -239,7 +240,8 @@ def _run_format(plan: ExportPlan, fmt: str, workdir: Path, control: Path) -> dic
     job = {
         "format": fmt, "module": get_format(fmt).converter, "side_suffixes": list(get_format(fmt).side_suffixes),
         "model": plan.info.name,
-        "num_classes": config.num_classes, "state_dict": str(workdir / "model.pt"), "resolution": plan.resolution,
+        "num_classes": config.num_classes, "head_hidden": plan.head_hidden,
+        "state_dict": str(workdir / "model.pt"), "resolution": plan.resolution,
         "batch": config.batch, "dynamic_batch": config.dynamic_batch, "nhwc": config.nhwc, "opset": config.opset,
         "options": plan.profile.options, "precisions": precisions,
         "names": {p: plan.file_name(fmt, p) for p in precisions},
@@ -287,7 +289,7 @@ class _EntryContext:
         weights = "pretrained" if config.pretrained else (f"file:{Path(config.weights).name}" if config.weights else "random")
         entry = ManifestEntry(
             format=fmt, precision=precision, status="failed", file=self.plan.file_name(fmt, precision),
-            model=info.name, weights=weights, num_classes=config.num_classes,
+            model=info.name, weights=weights, num_classes=config.num_classes, classes=self.plan.classes,
             batch=None if config.dynamic_batch else config.batch, dynamic_batch=config.dynamic_batch,
             params=self.params, macs=self.macs,
             input=result.get("input"),

@@ -3,6 +3,8 @@ precisions, each format's settings, the output folder, the artifact names."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +51,8 @@ class ExportPlan:
     formats: list[str]
     precisions: list[str]
     resolution: int
+    classes: list[str] | None = None  # a `train` checkpoint's class names
+    head_hidden: int | None = None  # a `train` checkpoint's hidden head layer
 
     def file_name(self, fmt: str, precision: str) -> str:
         return artifact_name(self.info, self.config, self.resolution, precision, get_format(fmt).suffix)
@@ -157,10 +161,19 @@ def make_plan(config: ExportConfig) -> ExportPlan:
     check_numbers(config)
     profile = load_profile(config.target)
     formats, precisions = resolve_plan(config, profile)
+    # A `train` checkpoint decides the class count, the head and (unless given) the resolution.
+    from edgecls.datasets import checkpoint_metadata
+
+    trained = checkpoint_metadata(config.weights) if config.weights else None
+    if trained:
+        config = dataclasses.replace(config, num_classes=int(trained["num_classes"]),
+                                     resolution=config.resolution or trained["preprocessing"]["resolution"])
     resolution = info.check_resolution(info.resolution if config.resolution is None else config.resolution)
     check_settings(profile, formats, precisions)
     check_output_folder(Path(config.out))
-    return ExportPlan(config, info, profile, formats, precisions, resolution)
+    return ExportPlan(config, info, profile, formats, precisions, resolution,
+                      classes=list(trained["classes"]) if trained else None,
+                      head_hidden=(trained or {}).get("head_hidden"))
 
 
 __all__ = ["DEFAULT_CALIB_SIZE", "DEFAULT_TIMEOUT_SECONDS", "ExportConfig", "ExportPlan", "artifact_name",

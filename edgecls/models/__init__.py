@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from edgecls.errors import InvalidArgumentError
@@ -29,18 +30,29 @@ __all__ = [
 
 def create_model(
     name: str,
-    num_classes: int = 1000,
+    num_classes: int | None = None,
     *,
     weights: Any = None,
     pretrained: bool = False,
+    head_hidden: int | None = None,
     **kwargs: Any,
 ):
     """Build a registered model in eval mode.
 
     ``weights`` is a checkpoint path (.pth/.pt/.safetensors) or a state dict in any supported
     layout; ``pretrained=True`` loads the built-in weights where the model has them.
+    ``num_classes`` defaults to the model's (1000), or to a ``train`` checkpoint's class count, whose
+    head (``head_hidden``: a hidden layer before the classifier) is rebuilt from its metadata too.
     """
     info = get_model_info(name)
+    if isinstance(weights, (str, Path)):
+        from edgecls.datasets import checkpoint_metadata
+
+        trained = checkpoint_metadata(weights)
+        if trained is not None:
+            num_classes = int(trained["num_classes"]) if num_classes is None else num_classes
+            head_hidden = trained.get("head_hidden") if head_hidden is None else head_hidden
+    num_classes = info.num_classes if num_classes is None else num_classes
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
         raise InvalidArgumentError(f"num_classes must be a positive integer, got {num_classes!r}")
     if pretrained and weights is not None:
@@ -54,6 +66,10 @@ def create_model(
         raise InvalidArgumentError(
             f"{info.name} does not take {', '.join(map(repr, kwargs))}: the name fixes the architecture"
         ) from None
+    if head_hidden:
+        from edgecls.models.head import replace_head
+
+        replace_head(model, num_classes, hidden=int(head_hidden))
     model.edgecls_info = info  # lets exporters and profilers find the metadata from the module
     if pretrained:
         if info.pretrained is None:

@@ -18,6 +18,7 @@ _LAZY = {
     "read_metadata": "edgecls.runtime.registry",
     "run_artifact": "edgecls.runtime.run",
     "describe_artifact": "edgecls.runtime.run",
+    "run_batches": "edgecls.runtime.run",
 }
 
 __all__ = list(_LAZY)
