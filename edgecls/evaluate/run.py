@@ -23,11 +23,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from edgecls.errors import EdgeclsError, InvalidArgumentError
+from edgecls.formats import format_of, is_artifact_path
 
 SCHEMA = "edgecls-eval/1"
 RESULTS_NAME = "evaluation.json"
 CHUNK = 128  # images decoded and preprocessed at a time
-FORMAT_OF_SUFFIX = {".onnx": "onnx", ".xml": "openvino", ".tflite": "tflite"}
 
 
 @dataclass(frozen=True)
@@ -91,24 +91,16 @@ def _parse_floats(value: Any) -> tuple[float, ...] | None:
 
 
 def artifact_properties(path: Path) -> dict[str, str]:
-    """The key -> value metadata the exporter embedded (ONNX metadata_props, OpenVINO rt_info); {} for TFLite."""
+    """The metadata the exporter embedded in the artifact (every format, one form: see
+    edgecls.runtime.registry.read_metadata), as strings; {} when the runtime cannot read it."""
     from edgecls.errors import MissingDependencyError
+    from edgecls.runtime.registry import read_metadata
 
-    suffix = path.suffix.lower()
     try:
-        if suffix == ".onnx":
-            from edgecls.runtime.graph import onnx_metadata
-
-            raw = onnx_metadata(path)
-        elif suffix == ".xml":
-            from edgecls.bench.harness import _openvino_rt_info  # reads the XML, no openvino import
-
-            raw = _openvino_rt_info(path)
-        else:
-            raw = {}
+        raw = read_metadata(path)
     except (EdgeclsError, MissingDependencyError, OSError):
-        raw = {}
-    return {key.rsplit("/", 1)[-1]: value for key, value in raw.items()}
+        return {}
+    return {key: (json.dumps(value) if isinstance(value, (list, tuple)) else str(value)) for key, value in raw.items()}
 
 
 def _preprocessing_from(entry: dict, props: dict[str, str], path: Path) -> Preprocessing:
@@ -175,7 +167,7 @@ def _artifact_target(path: Path, entry: dict, given_weights: str | None) -> Eval
         if not labels and checkpoint:
             labels = checkpoint_classes(checkpoint)
     model_classes, names = _class_names(num_classes, labels)
-    target = EvalTarget(label=str(path), format=entry.get("format") or FORMAT_OF_SUFFIX[path.suffix.lower()],
+    target = EvalTarget(label=str(path), format=entry.get("format") or format_of(path).name,
                         num_classes=num_classes, preprocessing=pre, model=entry.get("model") or props.get("model") or props.get("name"),
                         precision=entry.get("precision") or props.get("precision"), path=path,
                         model_classes=model_classes, output_names=names, manifest_entry=entry)
@@ -238,7 +230,7 @@ def resolve_targets(items: Sequence[str], weights: str | None = None, pretrained
                     num_classes: int | None = None, resolution: int | Sequence[int] | None = None,
                     compare: bool = True) -> tuple[list[EvalTarget], list[str]]:
     """Targets for what the user typed, each artifact with its reference; and warnings."""
-    from edgecls.bench.harness import _sibling_manifest_entry, read_manifest
+    from edgecls.manifest import manifest_beside, read_manifest
 
     if not items:
         raise InvalidArgumentError("nothing to evaluate: give a model name, an artifact file or an export folder")
@@ -253,17 +245,16 @@ def resolve_targets(items: Sequence[str], weights: str | None = None, pretrained
         path = Path(item)
         if path.is_dir():
             manifest = read_manifest(path)
-            found = [e for e in manifest["artifacts"] if isinstance(e, dict) and e.get("file")
-                     and e.get("status", "passed") == "passed" and (path / e["file"]).is_file()]
+            found = [e.to_dict() for e in manifest.passed_entries() if (path / e.file).is_file()]
             if not found:
                 raise EdgeclsError(f"the manifest in {path} lists no passed artifact that exists")
             artifacts += [_artifact_target(path / e["file"], e, weights) for e in found]
         elif path.is_file():
-            if path.suffix.lower() not in FORMAT_OF_SUFFIX:
-                raise EdgeclsError(f"cannot tell the format of {item}: expected one of {', '.join(FORMAT_OF_SUFFIX)}")
-            entry, _, _ = _sibling_manifest_entry(path)
+            format_of(path)  # one line for a file that is no artifact
+            beside = manifest_beside(path)
+            entry = beside[1].to_dict() if beside else {}
             artifacts.append(_artifact_target(path, entry if entry.get("file") else {}, weights))
-        elif path.suffix.lower() in FORMAT_OF_SUFFIX or "/" in item:
+        elif is_artifact_path(path) or "/" in item:
             raise EdgeclsError(f"artifact not found: {item}")
         else:
             # Several resolutions: one target each, so a user sees what a smaller input costs in accuracy.
