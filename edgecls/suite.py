@@ -347,8 +347,8 @@ def run_suite(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from edgecls.bench.device import describe_device
-    from edgecls.bench.harness import Target, benchmark_target, new_results
-    from edgecls.formats import TORCH
+    from edgecls.bench.harness import benchmark_target, new_results
+    from edgecls.bench.targets import baseline_target
 
     console = console or Console(stderr=True)
     exports_dir = Path(exports_dir) if exports_dir else suite.export_dir
@@ -381,8 +381,7 @@ def run_suite(
             results["errors"].append({"target": model.name, "runtime": None, "threads": None, "error": str(exc)})
             targets = []
         if suite.torch_baseline:
-            targets.append(Target(label=model.name, format=TORCH.name, model=model.name, precision="fp32",
-                                  resolution=model.resolution))
+            targets.append(baseline_target(model.name, resolution=model.resolution))
         plan.append((model, targets))
     if export_only:
         return None

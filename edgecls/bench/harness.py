@@ -45,7 +45,7 @@ def model_macs(target: Target, measured: int | None = None) -> tuple[int | None,
     if target.manifest_entry.get("macs"):
         return int(target.manifest_entry["macs"]), "manifest"
     if measured:
-        return int(measured), f"edgecls model {target.model} (torch profile)"
+        return int(measured), f"edgecls model {target.model} (torch profile: FlopCounterMode / 2)"
     key = (target.model, target.resolution, target.path)
     if key in _MACS_CACHE:
         return _MACS_CACHE[key]
@@ -92,7 +92,7 @@ def benchmark_target(
 
     from edgecls.isolation import run_isolated
 
-    spec = {"target": asdict(target), "runtime": target.runtime, "runner_options": target.runner_options(batch),
+    spec = {"target": asdict(target), "runtime": target.runtime, "runner_options": target.runner_options,
             "threads": threads, "batch": batch, "timing": timing.to_dict()}
     timeout = timeout or (timing.max_seconds + LOAD_ALLOWANCE_SECONDS)
     # The 1-minute load average says how busy the machine was: a figure to read noisy numbers by.

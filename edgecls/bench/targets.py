@@ -26,16 +26,19 @@ class Target:
     weights: str | None = None  # torch baseline only
     manifest_entry: dict = field(default_factory=dict)  # parity, status, accuracy, macs...
     export_dir: str | None = None
+    # What ``open_runner`` needs besides the path or name (the baseline: weights, resolution).
+    runner_options: dict = field(default_factory=dict)
 
     @property
     def runtime(self) -> str:
         return get_format(self.format).runtime
 
-    def runner_options(self, batch: int) -> dict:
-        """What ``open_runner`` needs besides the path: the baseline builds its model."""
-        if self.format == TORCH.name:
-            return {"weights": self.weights, "resolution": self.resolution, "batch": batch}
-        return {}
+
+def baseline_target(name: str, label: str | None = None, weights: str | None = None,
+                    resolution: int | None = None) -> Target:
+    """The PyTorch eager baseline of model ``name``: opened by name through ``open_runner``."""
+    return Target(label=label or name, format=TORCH.name, model=name, precision="fp32", resolution=resolution,
+                  weights=weights, runner_options={"weights": weights, "resolution": resolution})
 
 
 def entry_target(folder: Path, entry: ManifestEntry, label: str | None = None) -> Target:
@@ -113,8 +116,7 @@ def resolve_targets(items: list[str], weights: str | None = None, resolution: in
             raise errors.MissingDependencyError(
                 f"'{item}' is not a file, and benchmarking a model name runs PyTorch: pip install 'edgecls[export]'"
             ) from None
-        targets.append(Target(label=item, format=TORCH.name, model=name, precision="fp32",
-                              resolution=resolution, weights=weights))
+        targets.append(baseline_target(name, item, weights, resolution))
     return targets
 
 
@@ -140,4 +142,4 @@ def parse_threads(text: str | int | list | None, cpu_count: int | None = None) -
     return out or [None]
 
 
-__all__ = ["Target", "artifact_metadata", "entry_target", "file_target", "parse_threads", "resolve_targets", "targets_from_manifest"]
+__all__ = ["Target", "artifact_metadata", "baseline_target", "entry_target", "file_target", "parse_threads", "resolve_targets", "targets_from_manifest"]
