@@ -42,8 +42,9 @@ def meta_profile(name: str, resolution: int | None = None):
     info = get_model_info(name)
     if resolution is not None:
         info.check_resolution(resolution)
+    sized = {"img_size": resolution} if info.sized_at_build and resolution is not None else {}
     with torch.device("meta"):
-        model = info.builder(num_classes=info.num_classes)
+        model = info.builder(num_classes=info.num_classes, **sized)
     model.edgecls_info = info
     return info, profile_model(model, resolution=resolution)
 

@@ -245,7 +245,7 @@ def run_export(config: ExportConfig, log: Log | None = None) -> ExportRun:
     with torch.random.fork_rng():
         torch.manual_seed(0)  # random weights are the same draw every run: matrix results reproduce
         model = create_model(info.name, num_classes=config.num_classes, weights=config.weights,
-                             pretrained=config.pretrained)
+                             pretrained=config.pretrained, resolution=resolution)
     sets = load_image_sets(info, config.calib, resolution, config.calib_size)
     if "int8" in precisions:  # the calibration warnings only matter when something is calibrated
         for warning in sets.warnings:
@@ -440,7 +440,8 @@ def _child(job_path: Path) -> int:
     workdir = Path(job["workdir"])
     staging = Path(job["staging"])
     try:
-        model = create_model(job["model"], num_classes=job["num_classes"], weights=job["state_dict"])
+        model = create_model(job["model"], num_classes=job["num_classes"], weights=job["state_dict"],
+                             resolution=job["resolution"])
         exporter = exporter_class(job["format"], job["module"])()
     except Exception as exc:  # noqa: BLE001 - recorded for every precision of this format
         for precision in job["precisions"]:
