@@ -15,7 +15,7 @@ from typing import Any
 PRECISIONS = ("fp32", "fp16", "int8")
 # Model families whose blocks mix convolutions with attention (matmul / softmax / layer norm):
 # their int8 recipes leave the normalisation and softmax-side arithmetic in float.
-TRANSFORMER_FAMILIES = frozenset({"mobilevit", "mobileformer"})
+TRANSFORMER_FAMILIES = frozenset({"mobilevit", "mobileformer", "vit", "mixer", "swin", "cvt"})
 
 
 @dataclass
