@@ -118,8 +118,10 @@ def meta_profile(name: str, resolution: int | None = None):
         info.check_resolution(resolution)
     import torch
 
+    # Families sized at build time (position embeddings, Swin masks) are built for the resolution.
+    sized = {"img_size": resolution} if info.sized_at_build and resolution is not None else {}
     with torch.device("meta"):
-        model = info.builder(num_classes=info.num_classes)
+        model = info.builder(num_classes=info.num_classes, **sized)
     model.edgecls_info = info
     return info, profile_model(model, resolution=resolution)
 

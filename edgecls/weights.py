@@ -3,7 +3,9 @@
 A model class lists the layouts it can read in ``checkpoint_layouts``: a dict from layout name
 ("timm", "torchvision", "mobileformer", ...) to a function that turns a state dict of that layout
 into edgecls' own. Detection tries each converter and keeps the one whose result matches the
-model's keys and shapes exactly; the edgecls layout itself is always tried first.
+model's keys and shapes exactly; the edgecls layout itself is always tried first. A model built
+for another input size than its checkpoint's (ViT position embeddings) defines
+``adapt_checkpoint(state) -> state``, applied to every converted candidate before the comparison.
 """
 
 from __future__ import annotations
@@ -100,10 +102,11 @@ def detect_layout(model, state: StateDict) -> tuple[str, dict]:
     model_shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     layouts: dict[str, LayoutConverter] = {"edgecls": dict}
     layouts.update(getattr(type(model), "checkpoint_layouts", {}))
+    adapt = getattr(model, "adapt_checkpoint", None) or (lambda state: state)
     best: tuple[int, str, list[str]] | None = None
     for layout, convert in layouts.items():
         try:
-            converted = convert(state)
+            converted = adapt(convert(state))
         except Exception as exc:  # a converter that cannot handle foreign keys simply does not match
             problems = [f"{layout} converter failed: {exc}"]
         else:

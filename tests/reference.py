@@ -27,11 +27,18 @@ def reference_outputs() -> dict:
     return json.loads((DATA / "reference_outputs.json").read_text())["models"]
 
 
+@functools.cache
+def seed_models() -> dict:
+    """The seed's other families (DenseNet ... CvT): layouts, counts and float64 golden logits."""
+    return json.loads((DATA / "seed_models.json").read_text())["models"]
+
+
 def reference_state(ref_name: str) -> dict:
     import torch
 
+    entry = seed_models()[ref_name] if ref_name in seed_models() else reference_layouts()[ref_name]
     state = {}
-    for key, shape, dtype in reference_layouts()[ref_name]["state_dict"]:
+    for key, shape, dtype in entry["state_dict"]:
         n = int(np.prod(shape)) if shape else 1
         if not dtype.startswith("float"):
             state[key] = torch.zeros(shape, dtype=getattr(torch, dtype))
@@ -54,12 +61,12 @@ def reference_input(resolution: int):
     return torch.from_numpy(x)
 
 
-def mapped_references() -> list[tuple[str, str]]:
-    """(reference name, edgecls name) for every reference entry an edgecls model claims."""
+def mapped_references(seed: bool = False) -> list[tuple[str, str]]:
+    """(reference name, edgecls name) for every reference entry an edgecls model claims: those of
+    reference_state_dicts.json, or with ``seed`` those of seed_models.json (tested in float64)."""
     from edgecls.models import all_model_infos
 
     pairs = [(ref, info.name) for info in all_model_infos() for ref in info.references]
-    known = reference_layouts()
-    missing = [ref for ref, _ in pairs if ref not in known]
+    missing = [ref for ref, _ in pairs if ref not in reference_layouts() and ref not in seed_models()]
     assert not missing, f"registry names references that tests/data lacks: {missing}"
-    return sorted(pairs)
+    return sorted((ref, name) for ref, name in pairs if (ref in seed_models()) == seed)

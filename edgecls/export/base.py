@@ -16,7 +16,7 @@ from edgecls.formats import PRECISIONS, get_format
 
 # Model families whose blocks mix convolutions with attention (matmul / softmax / layer norm):
 # their int8 recipes leave the normalisation and softmax-side arithmetic in float.
-TRANSFORMER_FAMILIES = frozenset({"mobilevit", "mobileformer"})
+TRANSFORMER_FAMILIES = frozenset({"mobilevit", "mobileformer", "vit", "mixer", "swin", "cvt"})
 
 
 @dataclass

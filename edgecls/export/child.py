@@ -58,7 +58,7 @@ def export_format(job: dict) -> dict:
 
     try:
         model = create_model(job["model"], num_classes=job["num_classes"], weights=job["state_dict"],
-                             head_hidden=job.get("head_hidden"))
+                             head_hidden=job.get("head_hidden"), resolution=job["resolution"])
         exporter = exporter_class(job["format"], job["module"])()
     except Exception as exc:  # noqa: BLE001 - recorded for every precision of this format
         traceback.print_exc()

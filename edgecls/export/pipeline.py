@@ -169,7 +169,8 @@ def run_export(config: ExportConfig, log: Log | None = None) -> ExportRun:
     with torch.random.fork_rng():
         torch.manual_seed(0)  # random weights are the same draw every run: matrix results reproduce
         model = create_model(info.name, num_classes=config.num_classes, weights=config.weights,
-                             pretrained=config.pretrained, head_hidden=plan.head_hidden)
+                             pretrained=config.pretrained, head_hidden=plan.head_hidden,
+                             resolution=plan.resolution)
     sets = load_image_sets(info, config.calib, plan.resolution, config.calib_size)
     if "int8" in precisions:  # the calibration warnings only matter when something is calibrated
         for warning in sets.warnings:

@@ -35,6 +35,7 @@ def create_model(
     weights: Any = None,
     pretrained: bool = False,
     head_hidden: int | None = None,
+    resolution: int | None = None,
     **kwargs: Any,
 ):
     """Build a registered model in eval mode.
@@ -57,6 +58,10 @@ def create_model(
         raise InvalidArgumentError(f"num_classes must be a positive integer, got {num_classes!r}")
     if pretrained and weights is not None:
         raise InvalidArgumentError("give either weights=... or pretrained=True, not both")
+    if resolution is not None:
+        resolution = info.check_resolution(resolution)
+        if info.sized_at_build:
+            kwargs["img_size"] = resolution
     try:
         model = info.builder(num_classes=num_classes, **kwargs)
     except TypeError as exc:

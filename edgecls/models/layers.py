@@ -133,3 +133,69 @@ class ClassifierHead(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.mean((2, 3))
         return self.classifier(self.dropout(x))
+
+
+# ---- transformer blocks ------------------------------------------------------------------------------
+# Attention is spelled out as matmul + softmax (no scaled_dot_product_attention): every converter
+# knows these ops, and FlopCounterMode counts the matmuls in the MACs.
+
+
+def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """[B, N, C] -> [B, heads, N, C / heads] (4-D only: TFLite handles 5-D permutes poorly)."""
+    b, n, c = x.shape
+    return x.reshape(b, n, num_heads, c // num_heads).transpose(1, 2)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """[B, heads, N, D] -> [B, N, heads * D]."""
+    b, h, n, d = x.shape
+    return x.transpose(1, 2).reshape(b, n, h * d)
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float,
+              bias: torch.Tensor | None = None) -> torch.Tensor:
+    """softmax(q k^T * scale + bias) v on [B, heads, N, D] tensors."""
+    attn = (q * scale) @ k.transpose(-2, -1)
+    if bias is not None:
+        attn = attn + bias
+    return torch.softmax(attn, dim=-1) @ v
+
+
+class MultiHeadSelfAttention(nn.Module):
+    """Self-attention with one fused ``qkv`` projection (output ordered q|k|v, head, head_dim)
+    and an output ``proj``, as timm's ViT and MobileViT name them."""
+
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise InvalidArgumentError(f"transformer width {dim} is not divisible by {num_heads} heads")
+        self.num_heads = num_heads
+        self.scale = (dim // num_heads) ** -0.5
+        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = (split_heads(t, self.num_heads) for t in self.qkv(x).chunk(3, -1))
+        return self.proj(merge_heads(attention(q, k, v, self.scale)))
+
+
+class Mlp(nn.Module):
+    """Linear -> activation -> linear (``fc1`` / ``fc2``)."""
+
+    def __init__(self, dim: int, hidden: int, act: ActLayer = nn.GELU, out_dim: int | None = None) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = act()
+        self.fc2 = nn.Linear(hidden, out_dim or dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channels of an NCHW map (timm's and torchvision's LayerNorm2d)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)

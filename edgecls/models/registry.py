@@ -28,6 +28,12 @@ FAMILY_MODULES = (
     "edgecls.models.efficientnet",
     "edgecls.models.mobileformer",
     "edgecls.models.mobilevit",
+    "edgecls.models.densenet",
+    "edgecls.models.convnext",
+    "edgecls.models.vit",
+    "edgecls.models.mixer",
+    "edgecls.models.swin",
+    "edgecls.models.cvt",
 )
 
 # Short names for the CLI.
@@ -58,13 +64,17 @@ class ModelInfo:
     crop_pct: float = 0.875
     interpolation: str = "bicubic"
     # Reference implementations with the same network, as "<library>:<name>"
-    # (keys of tests/data/reference_state_dicts.json).
+    # (keys of tests/data/reference_state_dicts.json or tests/data/seed_models.json).
     references: tuple[str, ...] = ()
     top1: float | None = None  # published ImageNet-1k top-1 (%), for the reference weights
     paper_madds: float | None = None  # multiply-adds (millions) as the paper's table states
     # Input sides must be a multiple of this and at least min_resolution.
     resolution_multiple: int = 1
     min_resolution: int = 32
+    max_resolution: int | None = None  # token-mixing MLPs (MLP-Mixer) fix the number of patches
+    # The builder takes ``img_size``: position embeddings or attention masks are made for one input
+    # size (ViT, Swin), so create_model(..., resolution=R) builds the model for R.
+    sized_at_build: bool = False
     # Returns the path of built-in pretrained weights (shipped by an installed package), or None.
     pretrained: Callable[[], str] | None = field(default=None, repr=False, compare=False)
     num_classes: int = 1000
@@ -75,6 +85,10 @@ class ModelInfo:
         if resolution < self.min_resolution:
             raise InvalidArgumentError(
                 f"resolution {resolution} is too small for {self.name}: use at least {self.min_resolution}"
+            )
+        if self.max_resolution is not None and resolution > self.max_resolution:
+            raise InvalidArgumentError(
+                f"resolution {resolution} is too large for {self.name}: use at most {self.max_resolution}"
             )
         if resolution % self.resolution_multiple:
             raise InvalidArgumentError(

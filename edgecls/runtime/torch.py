@@ -47,7 +47,7 @@ class TorchEagerRunner(Runner):
             torch.set_num_threads(threads)
         self.resolution = self.info.check_resolution(resolution) if resolution else self.info.resolution
         self.weights = str(weights) if weights else None
-        self.model = create_model(self.info.name, weights=weights)
+        self.model = create_model(self.info.name, weights=weights, resolution=self.resolution)
         # An eager model takes any batch: left dynamic unless given, like a dynamic-batch artifact.
         self._spec = InputSpec("input", (batch, 3, self.resolution, self.resolution), "float32", "NCHW")
 
