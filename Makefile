@@ -1,12 +1,13 @@
 # edgecls: `make demo` (the main job) and `make test` build everything they need from a fresh clone.
-PYTHON ?= python3
+# pyproject.toml allows Python 3.11 only (the one version constraints.txt is tested on).
+PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # -n auto over 2 cores; the heavy export tests are spread so the suite stays well under 30 minutes.
 PYTEST_ARGS ?= -n 2 --dist loadgroup
 
-.PHONY: setup test demo matrix bench-quick clean
+.PHONY: setup test demo matrix bench-quick layers clean
 
 setup: $(STAMP)
 
@@ -19,8 +20,12 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[all,dev]"
 	touch $(STAMP)
 
+# tests/test_layers.py runs the import-linter layering contract ([tool.importlinter] in pyproject.toml).
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+layers: setup
+	$(VENV)/bin/lint-imports
 
 demo: setup
 	$(VENV)/bin/edgecls demo
@@ -29,7 +34,7 @@ matrix: setup
 	$(PY) benchmarks/export_matrix.py
 
 bench-quick: setup
-	$(VENV)/bin/edgecls suite run benchmarks/suites/quick.toml
+	$(VENV)/bin/edgecls suite run quick
 
 clean:
 	rm -rf $(VENV) out build *.egg-info .pytest_cache

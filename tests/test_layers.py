@@ -46,3 +46,16 @@ def test_a_violation_is_caught(tmp_path, module, line, broken):
     assert result.returncode != 0
     assert "1 broken" in result.stdout or "2 broken" in result.stdout
     assert broken in result.stdout and "BROKEN" in result.stdout
+
+
+def test_every_top_level_module_has_a_layer():
+    """A new module or package (evaluate, predict...) must be placed in the contract, or it is unchecked."""
+    import pkgutil
+    import tomllib
+
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]
+    (layers,) = [c["layers"] for c in config["contracts"] if c["type"] == "layers"]
+    placed = {name.strip(" ()") for layer in layers for name in layer.replace("|", ":").split(":")}
+    modules = {f"edgecls.{m.name}" for m in pkgutil.iter_modules([str(REPO / "edgecls")])}
+    assert modules - placed == set(), "add these to [tool.importlinter] layers in pyproject.toml"
+    assert placed - modules == set(), "the contract names modules that no longer exist"

@@ -5,25 +5,14 @@ Submodules load on first use, so ``import edgecls.bench`` pulls in no runtime an
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+import lazy_loader
 
-_LAZY = {
-    "TimingConfig": "edgecls.bench.stats",
-    "measure": "edgecls.bench.stats",
-    "summarize": "edgecls.bench.stats",
-    "percentile": "edgecls.bench.stats",
-    "Target": "edgecls.bench.harness",
-    "resolve_targets": "edgecls.bench.harness",
-    "benchmark_target": "edgecls.bench.harness",
-    "run_benchmarks": "edgecls.bench.harness",
-    "describe_device": "edgecls.bench.device",
-}
-
-__all__ = list(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'edgecls.bench' has no attribute {name!r}")
+# Names load from their submodule on first use (PEP 562, scientific-python's lazy_loader).
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "stats": ["TimingConfig", "measure", "summarize", "percentile"],
+        "harness": ["Target", "resolve_targets", "benchmark_target", "run_benchmarks"],
+        "device": ["describe_device"],
+    },
+)

@@ -6,23 +6,16 @@ named in the ``converter`` column of ``edgecls.formats.FORMATS``. Nothing heavy 
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+import lazy_loader
 
-_LAZY = {
-    "ExportConfig": "edgecls.export.pipeline",
-    "ExportRun": "edgecls.export.pipeline",
-    "run_export": "edgecls.export.pipeline",
-    "exporter_class": "edgecls.export.registry",
-    "load_profile": "edgecls.export.profiles",
-    "load_image_sets": "edgecls.export.calibration",
-    "compare": "edgecls.export.parity",
-}
-
-__all__ = list(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'edgecls.export' has no attribute {name!r}")
+# Names load from their submodule on first use (PEP 562, scientific-python's lazy_loader).
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "pipeline": ["ExportConfig", "ExportRun", "run_export"],
+        "registry": ["exporter_class"],
+        "profiles": ["load_profile"],
+        "calibration": ["load_image_sets"],
+        "parity": ["compare"],
+    },
+)

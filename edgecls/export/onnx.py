@@ -1,4 +1,4 @@
-"""ONNX artifacts: fp32 (torch.onnx + onnxslim), fp16 (own float16 rewrite), int8 (ORT static QDQ).
+"""ONNX artifacts: fp32 (torch.onnx + onnxslim), fp16 (onnx_fp16.py), int8 (ORT static QDQ).
 
 All three start from one fp32 graph exported once per run into the workdir (``fp32_onnx``), so
 fp16/int8 cost no second PyTorch trace, and the other formats may start from it as well.
@@ -23,7 +23,6 @@ INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 MIN_OPSET = 17  # LayerNormalization (MobileViT, Mobile-Former) is a single op from opset 17 on
 DEFAULT_OPSET = 18  # the dynamo exporter's native opset: no version conversion step
-FP16_MAX = 65504.0
 
 # What "auto" quantizes in TRANSFORMER_FAMILIES: the ops with integer kernels. ORT's default
 # (every op it knows) also puts QDQ around LayerNormalization (per-channel on a rank-1 weight),
@@ -32,9 +31,6 @@ FP16_MAX = 65504.0
 # parity views, u8/s8 reduce_range: mobileformer_96m min cosine 0.975 -> 0.9995 (top-1 25 % -> 100 %),
 # mobilevitv2_050 0.9960 -> 0.9978. CNNs keep ORT's default (residual Adds stay integer).
 ATTENTION_OP_TYPES = ["Conv", "Gemm", "MatMul"]
-
-# ONNX inputs that must stay float32 whatever the graph's float type (Resize roi/scales).
-_FLOAT32_ONLY_INPUTS = {"Resize": (1, 2), "Upsample": (1,)}
 
 
 @dataclass
@@ -235,83 +231,6 @@ def fp32_onnx(request: ExportRequest) -> Path:
     return path
 
 
-def convert_to_fp16(model):
-    """A float16 copy of ``model`` whose input and output stay float32 (keep_io_types).
-
-    onnxconverter-common is not a dependency, and onnx has no float16 converter of its own; these
-    inference graphs need only the simple rewrite below: float32 initializers and constants become
-    float16 (clipped to its range), Casts to float become Casts to float16, a Cast follows the input
-    and precedes the output. float32 I/O means every artifact of a model is fed the same arrays.
-    """
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    model = onnx.ModelProto.FromString(model.SerializeToString())
-    graph = model.graph
-    for node in graph.node:
-        if any(attr.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for attr in node.attribute):
-            raise NotImplementedError(f"float16 conversion of control flow ({node.op_type}) is not supported")
-    keep_fp32 = {node.input[i] for node in graph.node for i in _FLOAT32_ONLY_INPUTS.get(node.op_type, ())
-                 if i < len(node.input) and node.input[i]}
-
-    def to_fp16(tensor):
-        array = numpy_helper.to_array(tensor)
-        array = np.clip(array, -FP16_MAX, FP16_MAX).astype(np.float16)
-        return numpy_helper.from_array(array, tensor.name)
-
-    for init in graph.initializer:
-        if init.data_type == TensorProto.FLOAT and init.name not in keep_fp32:
-            init.CopyFrom(to_fp16(init))
-    for node in graph.node:
-        for attr in node.attribute:
-            if node.op_type == "Cast" and attr.name == "to" and attr.i == TensorProto.FLOAT:
-                attr.i = TensorProto.FLOAT16
-            elif (node.op_type in ("Constant", "ConstantOfShape") and attr.name == "value"
-                  and attr.t.data_type == TensorProto.FLOAT and node.output[0] not in keep_fp32):
-                attr.t.CopyFrom(to_fp16(attr.t))
-        if node.op_type == "Constant" and node.output[0] not in keep_fp32:
-            for attr in node.attribute:
-                if attr.name in ("value_float", "value_floats"):
-                    values = [attr.f] if attr.name == "value_float" else list(attr.floats)
-                    array = np.clip(np.array(values, dtype=np.float32), -FP16_MAX, FP16_MAX).astype(np.float16)
-                    tensor = numpy_helper.from_array(array if attr.name == "value_floats" else array.reshape(()))
-                    node.attribute.remove(attr)
-                    node.attribute.append(helper.make_attribute("value", tensor))
-                    break
-
-    renamed = {}
-    for value in graph.input:
-        if value.type.tensor_type.elem_type == TensorProto.FLOAT:
-            renamed[value.name] = f"{value.name}_fp16"
-    for node in graph.node:
-        for i, name in enumerate(node.input):
-            if name in renamed:
-                node.input[i] = renamed[name]
-    casts_in = [helper.make_node("Cast", [name], [new], to=TensorProto.FLOAT16, name=f"{name}_to_fp16")
-                for name, new in renamed.items()]
-    casts_out = []
-    for value in graph.output:
-        if value.type.tensor_type.elem_type != TensorProto.FLOAT:
-            continue
-        inner = f"{value.name}_fp16"
-        for node in graph.node:
-            for i, name in enumerate(node.output):
-                if name == value.name:
-                    node.output[i] = inner
-            for i, name in enumerate(node.input):
-                if name == value.name:
-                    node.input[i] = inner
-        casts_out.append(helper.make_node("Cast", [inner], [value.name], to=TensorProto.FLOAT, name=f"{value.name}_to_fp32"))
-    nodes = casts_in + list(graph.node) + casts_out
-    del graph.node[:]
-    graph.node.extend(nodes)
-    # Intermediate types are stale; shape inference recomputes them from the new initializers.
-    del graph.value_info[:]
-    model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
-    onnx.checker.check_model(model, full_check=True)
-    return model
-
-
 class _ArrayReader:
     """Feeds calibration arrays to ORT's calibrator in the artifact's batch and layout."""
 
@@ -402,6 +321,8 @@ class OnnxExporter(Exporter):
         if precision == "fp32":
             shutil.copyfile(fp32, dest)
         elif precision == "fp16":
+            from edgecls.export.onnx_fp16 import convert_to_fp16
+
             model = convert_to_fp16(onnx.load(str(fp32)))
             props = {p.key: p.value for p in model.metadata_props}
             props["precision"] = "fp16"

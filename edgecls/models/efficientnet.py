@@ -22,7 +22,14 @@ import torch
 from torch import nn
 
 from edgecls.errors import CheckpointError, MissingDependencyError
-from edgecls.models.layers import ActLayer, SqueezeExcite, create_conv2d, make_divisible
+from edgecls.models.layers import (
+    ActLayer,
+    DepthwiseSeparable,
+    InvertedResidual,
+    SqueezeExcite,
+    create_conv2d,
+    make_divisible,
+)
 from edgecls.models.registry import INCEPTION_MEAN, INCEPTION_STD, register_model
 from edgecls.weights import rename_layout
 
@@ -87,49 +94,8 @@ def stage_repeats(config: EfficientNetConfig) -> list[int]:
     return repeats
 
 
-class DepthwiseSeparable(nn.Module):
-    """Depthwise conv -> (SE) -> pointwise projection, residual when the shape is kept."""
-
-    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int, act: ActLayer,
-                 use_se: bool, bn_eps: float, tf_same: bool) -> None:
-        super().__init__()
-        self.has_skip = stride == 1 and in_ch == out_ch
-        self.conv_dw = create_conv2d(in_ch, in_ch, kernel, stride, groups=in_ch, tf_same=tf_same)
-        self.bn1 = nn.BatchNorm2d(in_ch, eps=bn_eps)
-        self.act1 = act()
-        self.se = SqueezeExcite(in_ch, max(1, int(in_ch * SE_RATIO)), act=act) if use_se else nn.Identity()
-        self.conv_pw = create_conv2d(in_ch, out_ch, 1)
-        self.bn2 = nn.BatchNorm2d(out_ch, eps=bn_eps)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.act1(self.bn1(self.conv_dw(x)))
-        out = self.bn2(self.conv_pw(self.se(out)))
-        return out + x if self.has_skip else out
-
-
-class InvertedResidual(nn.Module):
-    """MBConv: 1x1 expansion -> depthwise conv -> (SE) -> linear 1x1 projection, residual when the shape is kept."""
-
-    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int, expand_ratio: int, act: ActLayer,
-                 use_se: bool, bn_eps: float, tf_same: bool) -> None:
-        super().__init__()
-        mid_ch = in_ch * expand_ratio
-        self.has_skip = stride == 1 and in_ch == out_ch
-        self.conv_pw = create_conv2d(in_ch, mid_ch, 1)
-        self.bn1 = nn.BatchNorm2d(mid_ch, eps=bn_eps)
-        self.act1 = act()
-        self.conv_dw = create_conv2d(mid_ch, mid_ch, kernel, stride, groups=mid_ch, tf_same=tf_same)
-        self.bn2 = nn.BatchNorm2d(mid_ch, eps=bn_eps)
-        self.act2 = act()
-        self.se = SqueezeExcite(mid_ch, max(1, int(in_ch * SE_RATIO)), act=act) if use_se else nn.Identity()
-        self.conv_pwl = create_conv2d(mid_ch, out_ch, 1)
-        self.bn3 = nn.BatchNorm2d(out_ch, eps=bn_eps)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.act1(self.bn1(self.conv_pw(x)))
-        out = self.act2(self.bn2(self.conv_dw(out)))
-        out = self.bn3(self.conv_pwl(self.se(out)))
-        return out + x if self.has_skip else out
+def _squeeze_excite(reduced: int, act: ActLayer):
+    return lambda channels: SqueezeExcite(channels, reduced, act=act)
 
 
 def _torchvision_rules() -> list[tuple[str, str]]:
@@ -232,12 +198,14 @@ class EfficientNet(nn.Module):
             blocks = []
             for index in range(repeats):
                 block_stride = stride if index == 0 else 1
+                # The squeeze width is a share of the block's input channels, not of the expanded ones.
+                se = _squeeze_excite(max(1, int(in_ch * SE_RATIO)), act) if use_se else None
                 if kind == "ds":
-                    blocks.append(DepthwiseSeparable(in_ch, out_ch, kernel, block_stride, act, use_se, eps, same))
+                    blocks.append(DepthwiseSeparable(in_ch, out_ch, kernel, block_stride, act=act, se=se,
+                                                     bn_eps=eps, tf_same=same))
                 else:
-                    blocks.append(
-                        InvertedResidual(in_ch, out_ch, kernel, block_stride, expand, act, use_se, eps, same)
-                    )
+                    blocks.append(InvertedResidual(in_ch, out_ch, in_ch * expand, kernel, block_stride, act=act,
+                                                   se=se, bn_eps=eps, tf_same=same))
                 in_ch = out_ch
             stages.append(nn.Sequential(*blocks))
         self.blocks = nn.Sequential(*stages)

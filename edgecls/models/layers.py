@@ -16,6 +16,8 @@ from torch import nn
 from edgecls.errors import InvalidArgumentError
 
 ActLayer = Callable[..., nn.Module]
+# A factory for the squeeze-excite module of a block, given the channels it gates.
+SeFactory = Callable[[int], nn.Module]
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None, round_limit: float = 0.9) -> int:
@@ -120,6 +122,93 @@ class SqueezeExcite(nn.Module):
         s = x.mean((2, 3), keepdim=True)
         s = self.conv_expand(self.act(self.conv_reduce(s)))
         return x * self.gate(s)
+
+
+class DepthwiseSeparable(nn.Module):
+    """Depthwise kxk -> BN -> act -> (SE) -> pointwise 1x1 -> BN (-> act), residual when the shape allows.
+
+    MobileNetV1's block (``pw_act``, no residual) and the first block of MobileNetV2/V3 and
+    EfficientNet. Children are named as timm names them, so the families' checkpoints share one layout.
+    """
+
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        kernel: int = 3,
+        stride: int = 1,
+        act: ActLayer = nn.ReLU,
+        pw_act: bool = False,
+        se: SeFactory | None = None,
+        residual: bool = True,
+        bn_eps: float = 1e-5,
+        tf_same: bool = False,
+    ) -> None:
+        super().__init__()
+        self.conv_dw = create_conv2d(in_ch, in_ch, kernel, stride, groups=in_ch, tf_same=tf_same)
+        self.bn1 = nn.BatchNorm2d(in_ch, eps=bn_eps)
+        self.act1 = act()
+        self.se = se(in_ch) if se is not None else nn.Identity()
+        self.conv_pw = create_conv2d(in_ch, out_ch, 1)
+        self.bn2 = nn.BatchNorm2d(out_ch, eps=bn_eps)
+        self.act2 = act() if pw_act else nn.Identity()
+        self.has_residual = residual and stride == 1 and in_ch == out_ch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.se(self.act1(self.bn1(self.conv_dw(x))))
+        out = self.act2(self.bn2(self.conv_pw(out)))
+        return out + x if self.has_residual else out
+
+
+class InvertedResidual(nn.Module):
+    """Pointwise expansion -> depthwise kxk -> (SE) -> linear pointwise projection, residual when
+    shapes match: MobileNetV2/V3's block and EfficientNet's MBConv (timm's child names).
+
+    The caller picks ``mid_ch`` (MobileNet rounds it with make_divisible, EfficientNet does not).
+    """
+
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        mid_ch: int,
+        kernel: int = 3,
+        stride: int = 1,
+        act: ActLayer = nn.ReLU6,
+        se: SeFactory | None = None,
+        bn_eps: float = 1e-5,
+        tf_same: bool = False,
+    ) -> None:
+        super().__init__()
+        self.conv_pw = create_conv2d(in_ch, mid_ch, 1)
+        self.bn1 = nn.BatchNorm2d(mid_ch, eps=bn_eps)
+        self.act1 = act()
+        self.conv_dw = create_conv2d(mid_ch, mid_ch, kernel, stride, groups=mid_ch, tf_same=tf_same)
+        self.bn2 = nn.BatchNorm2d(mid_ch, eps=bn_eps)
+        self.act2 = act()
+        self.se = se(mid_ch) if se is not None else nn.Identity()
+        self.conv_pwl = create_conv2d(mid_ch, out_ch, 1)
+        self.bn3 = nn.BatchNorm2d(out_ch, eps=bn_eps)
+        self.has_residual = stride == 1 and in_ch == out_ch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.act1(self.bn1(self.conv_pw(x)))
+        out = self.se(self.act2(self.bn2(self.conv_dw(out))))
+        out = self.bn3(self.conv_pwl(out))
+        return out + x if self.has_residual else out
+
+
+class ConvBnActBlock(nn.Module):
+    """A plain conv -> BN -> act used as a block (``conv``/``bn1`` names, as timm's ConvBnAct)."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int = 1, stride: int = 1, act: ActLayer = nn.ReLU) -> None:
+        super().__init__()
+        self.conv = create_conv2d(in_ch, out_ch, kernel, stride)
+        self.bn1 = nn.BatchNorm2d(out_ch)
+        self.act1 = act()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act1(self.bn1(self.conv(x)))
 
 
 class ClassifierHead(nn.Module):

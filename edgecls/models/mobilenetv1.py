@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgecls.models.layers import check_width
-from edgecls.models.mobilenetv2 import DepthwiseSeparable, scaled_channels
+from edgecls.models.layers import DepthwiseSeparable, check_width
+from edgecls.models.mobilenetv2 import scaled_channels
 from edgecls.models.registry import INCEPTION_MEAN, INCEPTION_STD, register_model
 
 # Per stage: (out channels, repeats, stride of the first block), the paper's Table 1 grouped by

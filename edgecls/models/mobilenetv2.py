@@ -1,4 +1,4 @@
-"""MobileNetV2 (Sandler et al., 2018), and the blocks the MobileNet V1/V2/V3 families share.
+"""MobileNetV2 (Sandler et al., 2018); its blocks (shared with V1/V3 and EfficientNet) are in layers.py.
 
 Module names follow timm's (``conv_stem``, ``bn1``, ``blocks.<stage>.<index>.conv_pw`` ...), so
 timm checkpoints load as they are; torchvision's numbering is mapped by a converter built from the
@@ -9,97 +9,12 @@ reference implementations, so width variants stay checkpoint-compatible with tim
 from __future__ import annotations
 
 import re
-from typing import Callable
-
 import torch
 from torch import nn
 
-from edgecls.models.layers import ActLayer, check_width, make_divisible
+from edgecls.models.layers import DepthwiseSeparable, InvertedResidual, check_width, make_divisible
 from edgecls.models.registry import register_model
 from edgecls.weights import rename_layout
-
-# A factory for the squeeze-excite module of a block, given the channels it gates.
-SeFactory = Callable[[int], nn.Module]
-
-
-class DepthwiseSeparable(nn.Module):
-    """Depthwise kxk -> BN -> act -> (SE) -> pointwise 1x1 -> BN (-> act).
-
-    MobileNetV1's block (activation after the pointwise conv, no residual) and the first block of
-    V2/V3 (linear pointwise conv, residual when the shape allows it).
-    """
-
-    def __init__(
-        self,
-        in_ch: int,
-        out_ch: int,
-        kernel: int = 3,
-        stride: int = 1,
-        act: ActLayer = nn.ReLU,
-        pw_act: bool = False,
-        se: SeFactory | None = None,
-        residual: bool = True,
-    ) -> None:
-        super().__init__()
-        self.conv_dw = nn.Conv2d(in_ch, in_ch, kernel, stride, padding=(kernel - 1) // 2, groups=in_ch, bias=False)
-        self.bn1 = nn.BatchNorm2d(in_ch)
-        self.act1 = act()
-        self.se = se(in_ch) if se is not None else nn.Identity()
-        self.conv_pw = nn.Conv2d(in_ch, out_ch, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(out_ch)
-        self.act2 = act() if pw_act else nn.Identity()
-        self.has_residual = residual and stride == 1 and in_ch == out_ch
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.se(self.act1(self.bn1(self.conv_dw(x))))
-        out = self.act2(self.bn2(self.conv_pw(out)))
-        return out + x if self.has_residual else out
-
-
-class InvertedResidual(nn.Module):
-    """Pointwise expansion -> depthwise kxk -> (SE) -> linear pointwise projection, residual when shapes match."""
-
-    def __init__(
-        self,
-        in_ch: int,
-        out_ch: int,
-        mid_ch: int,
-        kernel: int = 3,
-        stride: int = 1,
-        act: ActLayer = nn.ReLU6,
-        se: SeFactory | None = None,
-    ) -> None:
-        super().__init__()
-        self.conv_pw = nn.Conv2d(in_ch, mid_ch, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(mid_ch)
-        self.act1 = act()
-        self.conv_dw = nn.Conv2d(mid_ch, mid_ch, kernel, stride, padding=(kernel - 1) // 2, groups=mid_ch, bias=False)
-        self.bn2 = nn.BatchNorm2d(mid_ch)
-        self.act2 = act()
-        self.se = se(mid_ch) if se is not None else nn.Identity()
-        self.conv_pwl = nn.Conv2d(mid_ch, out_ch, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(out_ch)
-        self.has_residual = stride == 1 and in_ch == out_ch
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.act1(self.bn1(self.conv_pw(x)))
-        out = self.se(self.act2(self.bn2(self.conv_dw(out))))
-        out = self.bn3(self.conv_pwl(out))
-        return out + x if self.has_residual else out
-
-
-class ConvBnActBlock(nn.Module):
-    """A plain conv -> BN -> act used as a block (``conv``/``bn1`` names, as timm's ConvBnAct)."""
-
-    def __init__(self, in_ch: int, out_ch: int, kernel: int = 1, stride: int = 1, act: ActLayer = nn.ReLU) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(in_ch, out_ch, kernel, stride, padding=(kernel - 1) // 2, bias=False)
-        self.bn1 = nn.BatchNorm2d(out_ch)
-        self.act1 = act()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act1(self.bn1(self.conv(x)))
-
 
 def scaled_channels(channels: int, width: float) -> int:
     """Channels of a layer at width multiplier ``width`` (timm's ``round_channels``)."""

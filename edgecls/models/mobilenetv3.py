@@ -13,8 +13,15 @@ from typing import Callable
 import torch
 from torch import nn
 
-from edgecls.models.layers import SqueezeExcite, check_width, make_divisible
-from edgecls.models.mobilenetv2 import ConvBnActBlock, DepthwiseSeparable, InvertedResidual, scaled_channels
+from edgecls.models.layers import (
+    ConvBnActBlock,
+    DepthwiseSeparable,
+    InvertedResidual,
+    SqueezeExcite,
+    check_width,
+    make_divisible,
+)
+from edgecls.models.mobilenetv2 import scaled_channels
 from edgecls.models.registry import register_model
 from edgecls.weights import StateDict, rename_layout
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgecls.models.layers import ActLayer, ConvBnAct, check_width, make_divisible
-from edgecls.models.mobilenetv2 import ConvBnActBlock, scaled_channels
+from edgecls.models.layers import ActLayer, ConvBnAct, ConvBnActBlock, check_width, make_divisible
+from edgecls.models.mobilenetv2 import scaled_channels
 from edgecls.models.registry import register_model
 
 # Per stage, per block, by kind:

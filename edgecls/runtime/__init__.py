@@ -6,25 +6,14 @@ is written once. Nothing heavy loads on import: ``open_runner`` imports a runtim
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+import lazy_loader
 
-_LAZY = {
-    "InputSpec": "edgecls.runtime.base",
-    "Runner": "edgecls.runtime.base",
-    "open_runner": "edgecls.runtime.registry",
-    "runner_class": "edgecls.runtime.registry",
-    "runtime_for": "edgecls.runtime.registry",
-    "read_metadata": "edgecls.runtime.registry",
-    "run_artifact": "edgecls.runtime.run",
-    "describe_artifact": "edgecls.runtime.run",
-    "run_batches": "edgecls.runtime.run",
-}
-
-__all__ = list(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'edgecls.runtime' has no attribute {name!r}")
+# Names load from their submodule on first use (PEP 562, scientific-python's lazy_loader).
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "base": ["InputSpec", "Runner"],
+        "registry": ["open_runner", "runner_class", "runtime_for", "read_metadata"],
+        "run": ["run_artifact", "describe_artifact", "describe_runner", "open_verified", "run_batches"],
+    },
+)
