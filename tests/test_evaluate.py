@@ -377,3 +377,26 @@ def test_report_uses_evaluation_and_html_lists_every_artifact(digits, evaluated,
     assert {r.rsplit("|", 1)[-1] for r in parsed.rows} == expected  # one rendered row per measured artifact
     assert {c.rsplit("|", 1)[-1] for c in parsed.cards} == expected
     assert "data-artifact" not in page.read_text().split('id="report-data"')[0]  # the rows come from the script
+
+
+def test_csv_dataset_and_imagenet_folder_names(tmp_path):
+    from PIL import Image
+
+    from edgecls.datasets import load_dataset, map_classes
+    from edgecls.errors import EdgeclsError
+
+    (tmp_path / "img").mkdir()
+    for i in range(4):
+        Image.new("RGB", (8, 8), (40 * i, 0, 0)).save(tmp_path / "img" / f"{i}.png")
+    (tmp_path / "labels.csv").write_text("path,label\nimg/0.png,cat\nimg/1.png,dog\nimg/2.png,cat\nimg/3.png,dog\n")
+    dataset = load_dataset(tmp_path / "labels.csv")
+    assert dataset.classes == ["cat", "dog"] and dataset.counts() == [2, 2]
+    assert {p.name for p, c in dataset.items if c == 0} == {"0.png", "2.png"}
+    # ImageNet heads: synset ids, class indices and familiar names all name the same 1000 classes
+    # (n02123159 is "tiger cat", index 282, in the ImageNet-1k class list).
+    assert map_classes(["n02123159", "0", "goldfinch"], 1000) == [282, 0, 11]
+    with pytest.raises(EdgeclsError, match="do not map onto the 1000 ImageNet classes"):
+        map_classes(["n02123159", "not_a_class"], 1000)
+    (tmp_path / "labels.csv").write_text("img/0.png,cat\nimg/missing.png,dog\n")
+    with pytest.raises(EdgeclsError, match="row 2: image not found"):
+        load_dataset(tmp_path / "labels.csv")
