@@ -254,14 +254,20 @@ def test_artifacts_match_pytorch_within_their_parity(digits, evaluated):
 
 def test_evaluate_export_without_torch(digits, tmp_path):
     shim = _shim(tmp_path / "shim")
-    result = _cli(["evaluate", str(digits["export"]), "--data", str(digits["val"]), "--out", str(tmp_path / "o"), "--no-plots"],
+    data = tmp_path / "data"  # 20 images per class keep the runtime-only run short
+    for name in CLASSES:
+        (data / name).mkdir(parents=True)
+        for p in sorted((digits["val"] / name).iterdir())[:20]:
+            shutil.copy(p, data / name)
+    result = _cli(["evaluate", str(digits["export"]), "--data", str(data), "--out", str(tmp_path / "o"), "--no-plots"],
                   cwd=digits["root"], shim=shim)
     assert result.returncode == 0, result.stderr
     report = json.loads((tmp_path / "o" / "evaluation.json").read_text())
     assert {(r["format"], r["precision"]) for r in report["results"]} == {("onnx", "fp32"), ("onnx", "int8")}
     int8 = _record(report, "onnx", "int8")
     assert int8["reference"] == str(digits["artifacts"]["fp32"])
-    _, x, y = _val_inputs(digits["val"])
+    _, x, y = _val_inputs(data)
+    assert report["data"]["evaluated"] == len(y) == 200
     fp32_pred = _onnx_logits(digits["artifacts"]["fp32"], x).argmax(1)
     int8_pred = _onnx_logits(digits["artifacts"]["int8"], x).argmax(1)
     assert int8["vs_reference"]["agreement"] == pytest.approx(float((fp32_pred == int8_pred).mean()))
