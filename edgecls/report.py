@@ -477,7 +477,7 @@ def plot_latency_vs_parity(rows: list[dict], path: Path) -> bool:
 
 
 def write_report(paths: list[Path], out_dir: Path, plots: bool = True, html: bool = False,
-                 max_drop: float | None = None) -> dict[str, Path]:
+                 max_drop: float | None = None, latency_ms: float | None = None) -> dict[str, Path]:
     """Write report.md, results.csv and the PNG plots into ``out_dir``; returns what was written.
 
     Evaluation files (``edgecls evaluate``) among ``paths`` add measured accuracy and the
@@ -492,6 +492,7 @@ def write_report(paths: list[Path], out_dir: Path, plots: bool = True, html: boo
         raise EdgeclsError("the results files hold no measurement to report")
     evaluations = budget.load_evaluations(eval_paths)
     budget.apply_evaluations(rows, evaluations)
+    budget.apply_published(rows)
     budget_picks = budget.recommend_within_budget(rows, budget.DEFAULT_MAX_DROP if max_drop is None else max_drop)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -514,7 +515,8 @@ def write_report(paths: list[Path], out_dir: Path, plots: bool = True, html: boo
     picks = recommend(rows)
     summary_lines = summary_markdown(summary(rows, picks))
     (out_dir / "report.md").write_text(markdown(results, rows, picks, plot_files, summary_lines)
-                                       + "\n".join(budget.budget_markdown(rows, budget_picks)) + "\n")
+                                       + "\n".join(budget.budget_markdown(rows, budget_picks)
+                                                   + budget.latency_markdown(rows, latency_ms)) + "\n")
     written["markdown"] = out_dir / "report.md"
     # The summary table alone, for pasting into a README or a PR.
     (out_dir / "summary.md").write_text("\n".join(summary_lines) + "\n")
