@@ -406,3 +406,28 @@ def test_csv_dataset_and_imagenet_folder_names(tmp_path):
     (tmp_path / "labels.csv").write_text("img/0.png,cat\nimg/missing.png,dog\n")
     with pytest.raises(EdgeclsError, match="row 2: image not found"):
         load_dataset(tmp_path / "labels.csv")
+
+
+def test_budget_rules_on_known_rows():
+    from edgecls.evaluate.budget import apply_published, best_within_latency, pareto_front, recommend_within_budget
+    from edgecls.models import get_model_info
+
+    def row(runtime, precision, p50, **extra):
+        return {"model": "tf_efficientnet_lite0", "device": "d", "threads": 1, "batch": 1, "runtime": runtime,
+                "precision": precision, "p50_ms": p50, "_passed": True, "weights": "pretrained", "accuracy": None,
+                "_metric": (0.96, "top-1 agreement with PyTorch"), **extra}
+
+    rows = [row("onnxruntime", "fp32", 10.0, _metric=(1.0, "top-1 agreement with PyTorch")),
+            row("onnxruntime", "int8", 6.0), row("openvino", "int8", 4.0, weights="random")]
+    assert apply_published(rows) == 2  # random weights have no published accuracy
+    published = get_model_info("tf_efficientnet_lite0").top1 / 100
+    assert rows[0]["accuracy_estimate"] == pytest.approx(published)
+    assert rows[1]["accuracy_estimate"] == pytest.approx(published - 0.04)
+    assert best_within_latency(rows, 7.0)[0]["row"] is rows[1]
+    assert best_within_latency(rows, 20.0)[0]["row"] is rows[0]
+    # Measured drops: the int8 artifact is picked only when its drop fits the budget.
+    rows[0].update(top1_drop=0.0)
+    rows[1].update(top1_drop=0.02)
+    assert recommend_within_budget(rows[:2], 0.01)[0]["row"] is rows[0]
+    assert recommend_within_budget(rows[:2], 0.03)[0]["row"] is rows[1]
+    assert pareto_front([(1, 50), (2, 40), (3, 60), (4, 60), (5, 70)]) == [(1, 50), (3, 60), (5, 70)]
