@@ -214,5 +214,6 @@ def test_data_report(digits, tmp_path) -> None:
     assert report["corrupt"] == [str(data / "1" / "broken.png")]
     assert report["width"]["median"] == 32 and report["aspect_ratio"]["max"] == 1.0
     options = report["suggestions"]["options"]
-    assert options["--class-weights"] in ("inverse", "effective-number") and options["--resolution"] == "32"
+    assert options["--sampler"] == "oversample" and "--class-weights" not in options  # 10.7:1
+    assert options["--resolution"] == "32"
     assert (write_report(report, tmp_path / "out")).is_file()
