@@ -250,12 +250,14 @@ def report(
     html: bool = typer.Option(False, "--html", help="also write report.html: one self-contained page"),
     max_drop: Optional[float] = typer.Option(None, "--max-drop", help="accuracy budget in top-1 points (default 1) "
                                              "when evaluation.json files are passed"),
+    latency_budget: Optional[float] = typer.Option(None, "--latency-budget", help="also name the most accurate "
+                                                   "artifact (measured or published top-1) within this p50 in ms"),
 ) -> None:
     """Markdown table, CSV and plots (latency vs MACs, int8 speed-up, latency vs parity) from results."""
     from edgecls.report import write_report
 
     written = write_report(results, out, plots=not no_plots, html=html,
-                           max_drop=None if max_drop is None else max_drop / 100)
+                           max_drop=None if max_drop is None else max_drop / 100, latency_ms=latency_budget)
     for kind, path in written.items():
         typer.echo(f"{kind:18s} {path}")
 

@@ -95,10 +95,18 @@ def test_cli_verdict_and_bad_input(digit_folders, tmp_path) -> None:
     assert ok.exit_code == 0, ok.output
     assert "DRIFT" in ok.output
     few = _write(np.zeros((3, 32, 32), np.uint8), tmp_path / "few")
-    import subprocess
+    import contextlib
+    import io
     import sys
 
-    proc = subprocess.run([sys.executable, "-m", "edgecls.cli", "drift", "--reference", str(few), "--current",
-                           str(digit_folders["same"])], capture_output=True, text=True)
-    assert proc.returncode == 2
-    assert proc.stderr.strip().count("\n") == 0 and "at least" in proc.stderr
+    from edgecls.cli import main
+
+    err, argv = io.StringIO(), sys.argv
+    sys.argv = ["edgecls", "drift", "--reference", str(few), "--current", str(digit_folders["same"])]
+    try:
+        with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exit_info:
+            main()
+    finally:
+        sys.argv = argv
+    assert exit_info.value.code == 2
+    assert err.getvalue().strip().count("\n") == 0 and "at least" in err.getvalue()

@@ -254,14 +254,20 @@ def test_artifacts_match_pytorch_within_their_parity(digits, evaluated):
 
 def test_evaluate_export_without_torch(digits, tmp_path):
     shim = _shim(tmp_path / "shim")
-    result = _cli(["evaluate", str(digits["export"]), "--data", str(digits["val"]), "--out", str(tmp_path / "o"), "--no-plots"],
+    data = tmp_path / "data"  # 20 images per class keep the runtime-only run short
+    for name in CLASSES:
+        (data / name).mkdir(parents=True)
+        for p in sorted((digits["val"] / name).iterdir())[:20]:
+            shutil.copy(p, data / name)
+    result = _cli(["evaluate", str(digits["export"]), "--data", str(data), "--out", str(tmp_path / "o"), "--no-plots"],
                   cwd=digits["root"], shim=shim)
     assert result.returncode == 0, result.stderr
     report = json.loads((tmp_path / "o" / "evaluation.json").read_text())
     assert {(r["format"], r["precision"]) for r in report["results"]} == {("onnx", "fp32"), ("onnx", "int8")}
     int8 = _record(report, "onnx", "int8")
     assert int8["reference"] == str(digits["artifacts"]["fp32"])
-    _, x, y = _val_inputs(digits["val"])
+    _, x, y = _val_inputs(data)
+    assert report["data"]["evaluated"] == len(y) == 200
     fp32_pred = _onnx_logits(digits["artifacts"]["fp32"], x).argmax(1)
     int8_pred = _onnx_logits(digits["artifacts"]["int8"], x).argmax(1)
     assert int8["vs_reference"]["agreement"] == pytest.approx(float((fp32_pred == int8_pred).mean()))
@@ -377,3 +383,51 @@ def test_report_uses_evaluation_and_html_lists_every_artifact(digits, evaluated,
     assert {r.rsplit("|", 1)[-1] for r in parsed.rows} == expected  # one rendered row per measured artifact
     assert {c.rsplit("|", 1)[-1] for c in parsed.cards} == expected
     assert "data-artifact" not in page.read_text().split('id="report-data"')[0]  # the rows come from the script
+
+
+def test_csv_dataset_and_imagenet_folder_names(tmp_path):
+    from PIL import Image
+
+    from edgecls.datasets import load_dataset, map_classes
+    from edgecls.errors import EdgeclsError
+
+    (tmp_path / "img").mkdir()
+    for i in range(4):
+        Image.new("RGB", (8, 8), (40 * i, 0, 0)).save(tmp_path / "img" / f"{i}.png")
+    (tmp_path / "labels.csv").write_text("path,label\nimg/0.png,cat\nimg/1.png,dog\nimg/2.png,cat\nimg/3.png,dog\n")
+    dataset = load_dataset(tmp_path / "labels.csv")
+    assert dataset.classes == ["cat", "dog"] and dataset.counts() == [2, 2]
+    assert {p.name for p, c in dataset.items if c == 0} == {"0.png", "2.png"}
+    # ImageNet heads: synset ids, class indices and familiar names all name the same 1000 classes
+    # (n02123159 is "tiger cat", index 282, in the ImageNet-1k class list).
+    assert map_classes(["n02123159", "0", "goldfinch"], 1000) == [282, 0, 11]
+    with pytest.raises(EdgeclsError, match="do not map onto the 1000 ImageNet classes"):
+        map_classes(["n02123159", "not_a_class"], 1000)
+    (tmp_path / "labels.csv").write_text("img/0.png,cat\nimg/missing.png,dog\n")
+    with pytest.raises(EdgeclsError, match="row 2: image not found"):
+        load_dataset(tmp_path / "labels.csv")
+
+
+def test_budget_rules_on_known_rows():
+    from edgecls.evaluate.budget import apply_published, best_within_latency, pareto_front, recommend_within_budget
+    from edgecls.models import get_model_info
+
+    def row(runtime, precision, p50, **extra):
+        return {"model": "tf_efficientnet_lite0", "device": "d", "threads": 1, "batch": 1, "runtime": runtime,
+                "precision": precision, "p50_ms": p50, "_passed": True, "weights": "pretrained", "accuracy": None,
+                "_metric": (0.96, "top-1 agreement with PyTorch"), **extra}
+
+    rows = [row("onnxruntime", "fp32", 10.0, _metric=(1.0, "top-1 agreement with PyTorch")),
+            row("onnxruntime", "int8", 6.0), row("openvino", "int8", 4.0, weights="random")]
+    assert apply_published(rows) == 2  # random weights have no published accuracy
+    published = get_model_info("tf_efficientnet_lite0").top1 / 100
+    assert rows[0]["accuracy_estimate"] == pytest.approx(published)
+    assert rows[1]["accuracy_estimate"] == pytest.approx(published - 0.04)
+    assert best_within_latency(rows, 7.0)[0]["row"] is rows[1]
+    assert best_within_latency(rows, 20.0)[0]["row"] is rows[0]
+    # Measured drops: the int8 artifact is picked only when its drop fits the budget.
+    rows[0].update(top1_drop=0.0)
+    rows[1].update(top1_drop=0.02)
+    assert recommend_within_budget(rows[:2], 0.01)[0]["row"] is rows[0]
+    assert recommend_within_budget(rows[:2], 0.03)[0]["row"] is rows[1]
+    assert pareto_front([(1, 50), (2, 40), (3, 60), (4, 60), (5, 70)]) == [(1, 50), (3, 60), (5, 70)]

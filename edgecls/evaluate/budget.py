@@ -87,8 +87,47 @@ def apply_evaluations(rows: list[dict], evaluations: list[dict]) -> int:
         row["top1_drop"] = -vs["top1_change"] if "top1_change" in vs else (0.0 if row.get("runtime") == "torch" else None)
         row["eval_data"] = record["_data"]
         row["per_class_change"] = vs.get("per_class")
+        row["accuracy_source"] = "measured"
         row["_metric"] = (row["accuracy"], "top-1 accuracy")  # the latency-vs-accuracy plot uses measured top-1
     return matched
+
+
+def _published_top1(model: str) -> float | None:
+    try:
+        from edgecls.models.registry import get_model_info
+
+        top1 = get_model_info(model).top1
+    except (ImportError, EdgeclsError):  # the registry's family modules need torch
+        return None
+    return top1 / 100 if top1 else None
+
+
+def apply_published(rows: list[dict]) -> int:
+    """Rows with built-in weights and no evaluation: an estimated top-1, labelled "published".
+
+    The estimate is the registry's published top-1 of the reference weights minus the artifact's
+    measured top-1 disagreement with PyTorch on the parity views (every flipped decision counted
+    as a loss, so it errs low). Other weights (random, a user's checkpoint) have no published
+    figure. Returns how many rows got one.
+    """
+    done = 0
+    for row in rows:
+        if row.get("accuracy") is not None or row.get("weights") != "pretrained":
+            continue
+        top1 = _published_top1(row["model"])
+        if top1 is None:
+            continue
+        metric = row.get("_metric")
+        if row.get("runtime") == "torch":
+            agreement = 1.0
+        elif metric and metric[1].startswith("top-1 agreement"):
+            agreement = metric[0]
+        else:
+            continue
+        row["accuracy_estimate"] = top1 - (1.0 - agreement)
+        row["accuracy_source"] = "published"
+        done += 1
+    return done
 
 
 def recommend_within_budget(rows: list[dict], max_drop: float = DEFAULT_MAX_DROP) -> list[dict]:
@@ -121,7 +160,10 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
 
 def plot_pareto(rows: list[dict], path: Path) -> bool:
     """Latency (p50) against measured top-1, one panel per thread count, the Pareto front drawn."""
-    points = [r for r in rows if r.get("accuracy") is not None and r.get("p50_ms")]
+    def top1(r: dict) -> float | None:
+        return r["accuracy"] if r.get("accuracy") is not None else r.get("accuracy_estimate")
+
+    points = [r for r in rows if top1(r) is not None and r.get("p50_ms")]
     if not points:
         return False
     import matplotlib
@@ -136,16 +178,18 @@ def plot_pareto(rows: list[dict], path: Path) -> bool:
     for ax, n in zip(axes[0], threads):
         group = [r for r in points if r["threads"] == n]
         for r in group:
-            ax.scatter(r["p50_ms"], 100 * r["accuracy"], color=colors.get(r["runtime"], "black"),
-                       marker=markers.get(r["precision"], "x"), s=60, zorder=3)
-            ax.annotate(f"{r['model']} {r['runtime']} {r['precision']}", (r["p50_ms"], 100 * r["accuracy"]),
+            color = colors.get(r["runtime"], "black")
+            measured = r.get("accuracy") is not None
+            ax.scatter(r["p50_ms"], 100 * top1(r), marker=markers.get(r["precision"], "x"), s=60, zorder=3,
+                       color=color if measured else "none", edgecolors=color)
+            ax.annotate(f"{r['model']} {r['runtime']} {r['precision']}", (r["p50_ms"], 100 * top1(r)),
                         fontsize=7, xytext=(4, 3), textcoords="offset points")
-        front = pareto_front([(r["p50_ms"], 100 * r["accuracy"]) for r in group])
+        front = pareto_front([(r["p50_ms"], 100 * top1(r)) for r in group])
         ax.step([p[0] for p in front], [p[1] for p in front], where="post", color="green", alpha=0.6,
                 label="Pareto front")
         ax.set_xscale("log")
         ax.set_xlabel("p50 latency (ms, log)")
-        ax.set_ylabel("top-1 on the evaluation data (%)")
+        ax.set_ylabel("top-1 % (filled: measured by evaluate; hollow: published estimate)")
         ax.set_title(f"{n or 'default'} thread(s)")
         ax.grid(alpha=0.3)
         ax.legend(loc="lower right", fontsize=8)
@@ -158,10 +202,11 @@ def plot_pareto(rows: list[dict], path: Path) -> bool:
 
 def budget_markdown(rows: list[dict], picks: list[dict]) -> list[str]:
     """The accuracy section of report.md: measured top-1 per artifact, then the budget picks."""
+    lines = _published_markdown(rows)
     evaluated = [r for r in rows if r.get("accuracy") is not None]
     if not evaluated:
-        return []
-    lines = ["", "## Accuracy (edgecls evaluate)", "",
+        return lines
+    lines += ["", "## Accuracy (edgecls evaluate)", "",
              "| model | runtime | precision | threads | p50 ms | top-1 % | change vs reference | agreement % |",
              "|---|---|---|---:|---:|---:|---:|---:|"]
     for r in evaluated:
@@ -184,5 +229,48 @@ def budget_markdown(rows: list[dict], picks: list[dict]) -> list[str]:
     return lines
 
 
-__all__ = ["DEFAULT_MAX_DROP", "apply_evaluations", "budget_markdown", "load_evaluations", "pareto_front",
+def _published_markdown(rows: list[dict]) -> list[str]:
+    estimated = [r for r in rows if r.get("accuracy_source") == "published" and r.get("p50_ms")]
+    if not estimated:
+        return []
+    lines = ["", "## Estimated top-1 (published)", "",
+             "No evaluation for these artifacts: published ImageNet top-1 of the reference weights minus the "
+             "artifact's top-1 disagreement with PyTorch on the parity views (built-in weights only), by latency:", "",
+             "| model | device | threads | runtime | precision | p50 ms | est. top-1 % (published) |",
+             "|---|---|---:|---|---|---:|---:|"]
+    for r in sorted(estimated, key=lambda r: (r["device"], r["threads"] or 0, r["p50_ms"])):
+        lines.append(f"| {r['model']} | {r['device']} | {r['threads'] or '-'} | {r['runtime']} | {r['precision']} | "
+                     f"{r['p50_ms']:.2f} | {100 * r['accuracy_estimate']:.1f} |")
+    return lines
+
+
+def latency_markdown(rows: list[dict], latency_ms: float | None) -> list[str]:
+    if latency_ms is None:
+        return []
+    lines = ["", f"## Most accurate artifact within {latency_ms:g} ms (p50)", ""]
+    picks = best_within_latency(rows, latency_ms)
+    for pick in picks:
+        r = pick["row"]
+        accuracy = r["accuracy"] if r.get("accuracy") is not None else r["accuracy_estimate"]
+        lines.append(f"- {pick['device']}, {pick['threads'] or 'default'} thread(s): **{r['model']} {r['runtime']} "
+                     f"{r['precision']}** ({r['p50_ms']:.2f} ms, top-1 {100 * accuracy:.1f} % "
+                     f"{r.get('accuracy_source', 'measured')})")
+    return lines + ([] if picks else ["- no artifact with a known accuracy is that fast"])
+
+
+def best_within_latency(rows: list[dict], latency_ms: float) -> list[dict]:
+    """Per device and thread count: the most accurate deployable artifact (measured, else published estimate)
+    whose p50 is at most ``latency_ms``: which model answers a latency budget across the zoo."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        accuracy = row.get("accuracy") if row.get("accuracy") is not None else row.get("accuracy_estimate")
+        if row.get("runtime") == "torch" or accuracy is None or not row.get("p50_ms") or row.get("_passed") is False:
+            continue
+        if row["p50_ms"] <= latency_ms:
+            groups.setdefault((row["device"], row["threads"]), []).append((accuracy, -row["p50_ms"], row))
+    return [{"device": d, "threads": t, "latency_ms": latency_ms, "row": max(c, key=lambda x: x[:2])[2]}
+            for (d, t), c in sorted(groups.items(), key=lambda kv: str(kv[0]))]
+
+
+__all__ = ["DEFAULT_MAX_DROP", "apply_evaluations", "apply_published", "best_within_latency", "latency_markdown", "budget_markdown", "load_evaluations", "pareto_front",
            "plot_pareto", "recommend_within_budget", "split_result_paths"]

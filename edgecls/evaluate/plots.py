@@ -52,10 +52,11 @@ def reliability_diagram(bins: Sequence[dict], ece: float, path: Path, title: str
     """Accuracy per confidence bin against the diagonal, with the bin counts below."""
     plt = _pyplot()
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(5.5, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    centres = [(b["low"] + b["high"]) / 2 for b in bins]
     width = bins[0]["high"] - bins[0]["low"]
-    accuracy = [b["accuracy"] or 0.0 for b in bins]
-    confidence = [b["confidence"] if b["confidence"] is not None else c for b, c in zip(bins, centres)]
+    filled = [b for b in bins if b["count"]]  # an empty bin has no accuracy to draw
+    centres = [(b["low"] + b["high"]) / 2 for b in filled]
+    accuracy = [b["accuracy"] for b in filled]
+    confidence = [b["confidence"] for b in filled]
     top.bar(centres, accuracy, width=width, edgecolor="black", color="#4c72b0", label="accuracy")
     top.bar(centres, np.subtract(confidence, accuracy), bottom=accuracy, width=width, edgecolor="#c44e52",
             color="#c44e52", alpha=0.3, label="gap to confidence")
@@ -64,7 +65,7 @@ def reliability_diagram(bins: Sequence[dict], ece: float, path: Path, title: str
     top.set_ylim(0, 1)
     top.set_title(f"{title}\nECE {ece:.3f} ({len(bins)} bins)")
     top.legend(loc="upper left")
-    bottom.bar(centres, [b["count"] for b in bins], width=width, color="gray", edgecolor="black")
+    bottom.bar(centres, [b["count"] for b in filled], width=width, color="gray", edgecolor="black")
     bottom.set_xlabel("confidence (max softmax)")
     bottom.set_ylabel("images")
     bottom.set_xlim(0, 1)

@@ -170,8 +170,8 @@ def _artifact_target(path: Path, entry: dict, given_weights: str | None) -> Eval
     target = EvalTarget(label=str(path), format=entry.get("format") or format_of(path).name,
                         num_classes=num_classes, preprocessing=pre, model=entry.get("model") or props.get("model") or props.get("name"),
                         precision=entry.get("precision") or props.get("precision"), path=path,
+                        weights=checkpoint,  # the reference model's weights, when found
                         model_classes=model_classes, output_names=names, manifest_entry=entry)
-    target.weights = checkpoint  # where the reference model's weights are, if found
     return target
 
 
@@ -264,6 +264,10 @@ def resolve_targets(items: Sequence[str], weights: str | None = None, pretrained
                 if len(sides) > 1:
                     target.label += f" @{target.preprocessing.resolution}"
                 targets.append(target)
+    for artifact in artifacts:
+        if artifact.manifest_entry.get("weights") == "random":
+            warnings.append(f"{Path(artifact.label).name} was exported with random weights: its accuracy is meaningless "
+                            "(benchmark only)")
     if artifacts and compare:
         torch_ok = _torch_available()
         if not torch_ok:

@@ -21,7 +21,7 @@ PLOTS = (("latency_vs_macs", plot_latency_vs_macs), ("int8_speedup", plot_int8_s
 
 
 def write_report(paths: list[Path], out_dir: Path, plots: bool = True, html: bool = False,
-                 max_drop: float | None = None) -> dict[str, Path]:
+                 max_drop: float | None = None, latency_ms: float | None = None) -> dict[str, Path]:
     """Write report.md, summary.md, results.csv and the PNG plots into ``out_dir``; returns what was
     written. A folder that cannot be written (a file in the way, no permission, a full disk) is a
     one-line EdgeclsError naming the path.
@@ -38,10 +38,11 @@ def write_report(paths: list[Path], out_dir: Path, plots: bool = True, html: boo
         raise EdgeclsError("the results files hold no measurement to report")
     evaluations = budget.load_evaluations(eval_paths)
     budget.apply_evaluations(rows, evaluations)
+    budget.apply_published(rows)
     budget_picks = budget.recommend_within_budget(rows, budget.DEFAULT_MAX_DROP if max_drop is None else max_drop)
     out_dir = Path(out_dir)
     try:
-        return _write(results, rows, out_dir, plots, html, evaluations, budget_picks)
+        return _write(results, rows, out_dir, plots, html, evaluations, budget_picks, latency_ms)
     except OSError as exc:
         where = exc.filename or out_dir
         raise EdgeclsError(f"cannot write the report to {where}: {exc.strerror or exc}; "
@@ -49,7 +50,7 @@ def write_report(paths: list[Path], out_dir: Path, plots: bool = True, html: boo
 
 
 def _write(results: list[dict], rows: list[dict], out_dir: Path, plots: bool, html: bool, evaluations: list,
-           budget_picks: list) -> dict[str, Path]:
+           budget_picks: list, latency_ms: float | None) -> dict[str, Path]:
     from edgecls.evaluate import budget
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -71,7 +72,8 @@ def _write(results: list[dict], rows: list[dict], out_dir: Path, plots: bool, ht
     picks = recommend(rows)
     summary_lines = summary_markdown(summary(rows, picks))
     (out_dir / "report.md").write_text(markdown(results, rows, picks, plot_files, summary_lines)
-                                       + "\n".join(budget.budget_markdown(rows, budget_picks)) + "\n")
+                                       + "\n".join(budget.budget_markdown(rows, budget_picks)
+                                                   + budget.latency_markdown(rows, latency_ms)) + "\n")
     written["markdown"] = out_dir / "report.md"
     # The summary table alone, for pasting into a README or a PR.
     (out_dir / "summary.md").write_text("\n".join(summary_lines) + "\n")
