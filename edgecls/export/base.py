@@ -41,6 +41,13 @@ class ExportRequest:
         return getattr(self.info, "family", "") in TRANSFORMER_FAMILIES
 
 
+class _FormatSuffix:
+    """``Exporter.suffix``, on the class and on instances alike: read from the format table."""
+
+    def __get__(self, obj: Any, owner: type) -> str:
+        return get_format(owner.format).suffix
+
+
 class Exporter(ABC):
     format: str  # a key of edgecls.formats.FORMATS: suffix, side files, extra come from that row
     precisions: tuple[str, ...] = PRECISIONS
@@ -50,9 +57,7 @@ class Exporter(ABC):
         """Validate this format's table of the target profile (``options``, e.g. the [onnx] table)
         before anything is built: a typo must not surface after the other formats ran."""
 
-    @property
-    def suffix(self) -> str:
-        return get_format(self.format).suffix
+    suffix = _FormatSuffix()
 
     @abstractmethod
     def export(self, request: ExportRequest, precision: str, dest: Path) -> None:
