@@ -27,13 +27,24 @@ def _fmt(value, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def agreement_text(parity: dict) -> str:
+    """Top-1 agreement with its 95 % Wilson interval and sample size: '96.9% [89.3-99.1] n=64'."""
+    agreement = parity.get("top1_agreement")
+    if agreement is None:
+        return "-"
+    text = f"{agreement:.1%}"
+    if parity.get("agreement_low") is not None:
+        text += f" [{parity['agreement_low'] * 100:.1f}-{parity['agreement_high'] * 100:.1f}]"
+    return text + (f" n={parity['inputs']}" if parity.get("inputs") else "")
+
+
 def results_table(artifacts: list[dict], title: str = "export"):
     """A rich table: one row per artifact, pass/fail with parity figures and the reason."""
     from rich.table import Table
 
     table = Table(title=title)
     # Figures never wrap; the file name and the reason fold when the terminal is narrow.
-    for column in ("format", "prec", "status", "MB", "rel diff", "cosine", "top-1", "s"):
+    for column in ("format", "prec", "status", "MB", "rel diff", "cosine", "top-1 [95% CI] n", "s"):
         table.add_column(column, no_wrap=True)
     table.add_column("file / reason", overflow="fold", ratio=1)
     for entry in artifacts:
@@ -44,11 +55,12 @@ def results_table(artifacts: list[dict], title: str = "export"):
             size += sum(side["size_bytes"] for side in entry.get("side_files") or [])
         table.add_row(
             entry["format"], entry["precision"],
-            "[green]passed[/green]" if passed else "[red]failed[/red]",
+            ("[green]passed[/green]" if passed else "[red]failed[/red]")
+            + ("\n[yellow]benchmark only[/yellow]" if entry.get("benchmark_only") else ""),
             _fmt(size / 1e6 if size else None, ".2f"),
             _fmt(parity.get("max_rel_diff"), ".1e"),
             _fmt(parity.get("min_cosine"), ".5f"),
-            _fmt(parity.get("top1_agreement"), ".0%"),
+            agreement_text(parity),
             _fmt((entry.get("seconds") or {}).get("total"), ".0f"),
             entry.get("file") if passed else f"[red]{entry.get('error') or 'failed'}[/red]",
         )
@@ -66,7 +78,10 @@ def _log(console):
 def export(
     name: str = typer.Argument(..., help="Model name or alias (see `edgecls models`)."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Checkpoint file (.pth/.pt/.safetensors)."),
-    pretrained: bool = typer.Option(False, "--pretrained", help="Use the model's built-in pretrained weights."),
+    pretrained: bool = typer.Option(False, "--pretrained",
+                                    help="Require the model's built-in weights (used by default where a model has them)."),
+    random_weights: bool = typer.Option(False, "--random-weights",
+                                        help="Random weights even where built-in ones exist (artifacts are benchmark only)."),
     formats: Optional[str] = typer.Option(None, "--formats", help="Comma-separated: onnx,openvino,tflite (default: all)."),
     int8: bool = typer.Option(False, "--int8", help="Also build int8 artifacts (static quantization)."),
     fp16: bool = typer.Option(False, "--fp16", help="Also build fp16 artifacts."),
@@ -89,7 +104,7 @@ def export(
     console = _console()
     extra = [p for p, wanted in (("fp16", fp16), ("int8", int8)) if wanted]
     config = ExportConfig(
-        model=name, weights=weights, pretrained=pretrained, formats=formats, extra_precisions=extra, calib=calib,
+        model=name, weights=weights, pretrained=pretrained, random_weights=random_weights, formats=formats, extra_precisions=extra, calib=calib,
         calib_size=calib_size, resolution=resolution, batch=batch, dynamic_batch=dynamic_batch, nhwc=nhwc,
         opset=opset, target=target, out=out or Path("out") / resolve_name(name), min_agreement=min_agreement,
     )

@@ -48,7 +48,10 @@ class ExportConfig:
 
     model: str
     weights: str | Path | None = None
-    pretrained: bool = False
+    pretrained: bool = False  # demand the built-in weights (an error for a model without them)
+    # Without --weights / --pretrained a model with built-in weights gets them; random weights only
+    # on request, and their artifacts are flagged "benchmark only" (their decisions mean nothing).
+    random_weights: bool = False
     formats: Sequence[str] | None = None  # None: the target's formats (explicit --target) or all
     precisions: Sequence[str] | None = None  # None: fp32, or the target's precisions when --target is given
     extra_precisions: Sequence[str] = ()  # added to the above (--int8, --fp16)
@@ -124,6 +127,8 @@ def _check_numbers(config: ExportConfig) -> None:
         raise InvalidArgumentError(f"--min-agreement must be between 0 and 1 (e.g. 0.95), got {config.min_agreement}")
     if config.weights is not None and config.pretrained:
         raise InvalidArgumentError("give either --weights FILE or --pretrained, not both")
+    if config.random_weights and (config.weights is not None or config.pretrained):
+        raise InvalidArgumentError("give either --random-weights or --weights FILE / --pretrained, not both")
     if config.weights is not None and not Path(config.weights).is_file():
         raise EdgeclsError(f"weights file not found: {config.weights}")
 
@@ -241,19 +246,20 @@ def run_export(config: ExportConfig, log: Log | None = None) -> ExportRun:
     from edgecls.export.calibration import load_image_sets
     from edgecls.models import create_model
 
-    log(f"building {info.name} ({'pretrained' if config.pretrained else config.weights or 'random weights'})")
+    pretrained = config.pretrained or (config.weights is None and not config.random_weights
+                                       and info.pretrained is not None and config.num_classes == info.num_classes)
+    log(f"building {info.name} ({'built-in pretrained weights' if pretrained else config.weights or 'random weights: benchmark only'})")
     with torch.random.fork_rng():
         torch.manual_seed(0)  # random weights are the same draw every run: matrix results reproduce
-        model = create_model(info.name, num_classes=config.num_classes, weights=config.weights,
-                             pretrained=config.pretrained)
+        model = create_model(info.name, num_classes=config.num_classes, weights=config.weights, pretrained=pretrained)
     sets = load_image_sets(info, config.calib, resolution, config.calib_size)
     if "int8" in precisions:  # the calibration warnings only matter when something is calibrated
         for warning in sets.warnings:
             log(f"warning: {warning}")
     with torch.no_grad():
         reference = model(torch.from_numpy(sets.parity)).numpy()
-    real_weights = bool(config.pretrained or config.weights)
-    weights_label = "pretrained" if config.pretrained else (f"file:{Path(config.weights).name}" if config.weights else "random")
+    real_weights = bool(pretrained or config.weights)
+    weights_label = "pretrained" if pretrained else (f"file:{Path(config.weights).name}" if config.weights else "random")
 
     out.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX, dir=out))
@@ -337,6 +343,8 @@ def _manifest_entry(fmt, precision, name, result, rule, info, resolution, config
     entry: dict[str, Any] = {
         "format": fmt, "precision": precision, "file": name, "status": "failed", "error": None,
         "model": info.name, "weights": weights_label, "num_classes": config.num_classes,
+        # random weights: latency and size are real, the decisions are noise (parity is a cosine check)
+        "benchmark_only": weights_label == "random",
         "input": result.get("input"),
         "preprocessing": {"resolution": resolution, "mean": list(info.mean), "std": list(info.std),
                           "crop_pct": info.crop_pct, "interpolation": info.interpolation,
