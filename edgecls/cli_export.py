@@ -38,6 +38,24 @@ def agreement_text(parity: dict) -> str:
     return text + (f" n={parity['inputs']}" if parity.get("inputs") else "")
 
 
+def budget_lines(artifacts: list[dict]) -> list[str]:
+    """One line per accuracy-budgeted int8 artifact: what stayed float and what it cost in speed."""
+    lines = []
+    for entry in artifacts:
+        budget = entry.get("accuracy_budget")
+        if not budget:
+            continue
+        latency = budget.get("latency") or {}
+        goal = budget["budget"]
+        lines.append(
+            f"{entry['format']} int8 budget ({goal['kind']} >= {goal['goal']:.1%} on {goal['images']} tuning images): "
+            f"{len(budget['float_layers'])}/{budget.get('compute_layers', '?')} layers float, tuning {budget['metric']:.1%}"
+            + (f", {latency['speedup_vs_fp32']:.2f}x faster than fp32 ({latency['fp32_ms']:.1f} -> {latency['int8_ms']:.1f} ms,"
+               f" {latency['latency_cost']:.2f}x the all-int8 latency)" if latency else "")
+            + ("" if budget.get("met") else " [budget not reached]"))
+    return lines
+
+
 def results_table(artifacts: list[dict], title: str = "export"):
     """A rich table: one row per artifact, pass/fail with parity figures and the reason."""
     from rich.table import Table
@@ -95,7 +113,13 @@ def export(
     target: Optional[str] = typer.Option(None, "--target", help="Target profile: x86-avx2, x86-vnni, arm64 or a .toml."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: out/NAME)."),
     min_agreement: Optional[float] = typer.Option(
-        None, "--min-agreement", help="Required int8 top-1 agreement with real weights (default 0.95)."),
+        None, "--min-agreement",
+        help="int8 must keep this top-1 agreement with fp32 (default gate 0.95); layers go back to float until it does."),
+    max_drop: Optional[float] = typer.Option(
+        None, "--max-drop", help="int8 may lose at most P top-1 points on the labeled --val data."),
+    val: Optional[Path] = typer.Option(None, "--val", help="Labeled data for --max-drop (one subfolder per class, or CSV)."),
+    sensitivity: bool = typer.Option(False, "--sensitivity",
+                                     help="Write each int8 artifact's per-layer sensitivity ranking (CSV + PNG) to --out."),
 ) -> None:
     """Export a model to edge formats, check each artifact against PyTorch, write manifest.json."""
     from edgecls.export.pipeline import ExportConfig, run_export
@@ -107,9 +131,12 @@ def export(
         model=name, weights=weights, pretrained=pretrained, random_weights=random_weights, formats=formats, extra_precisions=extra, calib=calib,
         calib_size=calib_size, resolution=resolution, batch=batch, dynamic_batch=dynamic_batch, nhwc=nhwc,
         opset=opset, target=target, out=out or Path("out") / resolve_name(name), min_agreement=min_agreement,
+        max_drop=max_drop, val=val, sensitivity=sensitivity,
     )
     run = run_export(config, log=_log(console))
     console.print(results_table(run.artifacts, title=f"{resolve_name(name)} -> {run.out}"))
+    for line in budget_lines(run.artifacts):
+        console.print(line, highlight=False)
     console.print(f"manifest: {run.manifest_path}")
     if not run.ok:
         raise typer.Exit(1)

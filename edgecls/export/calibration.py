@@ -43,6 +43,10 @@ _PARITY_VIEWS = (
     ((0.00, 0.30, 0.60, 0.95), True),
 )
 _PARITY_SEED = 9  # random parity views draw from their own seed space, never the calibration's
+# The accuracy budget (--min-agreement) tunes on other random views of the held-out photos: never
+# seen by calibration, and not the parity views that judge the result afterwards.
+TUNING_VIEWS_PER_PHOTO = 12
+_TUNING_SEED = 11
 MAX_FOLDER_PARITY = 16
 
 
@@ -131,6 +135,22 @@ def builtin_sets(info, resolution: int, size: int) -> ImageSets:
         sets.warnings.append(f"only {size} calibration images (built-in photos): int8 ranges may be poor; "
                              f"use --calib-size {RECOMMENDED_CALIBRATION_SIZE} or more")
     return sets
+
+
+def tuning_views(info, source: str | Path, resolution: int, sets: ImageSets) -> tuple[np.ndarray, list[str]]:
+    """Inputs an accuracy budget tunes on: for the built-in pool, seeded random crops of the held-out
+    photos that are neither calibration nor parity inputs; for a folder, its held-out parity images
+    (the folder has no third share; the parity check then measures on the images the budget saw)."""
+    if str(source) != "builtin":
+        return sets.parity, list(sets.parity_names)
+    views, names = [], []
+    for photo_index, name in enumerate(n for n in BUILTIN_PHOTOS if photo_source(n) in PARITY_SOURCES):
+        photo = load_image(builtin_photo_path(name))
+        for i in range(TUNING_VIEWS_PER_PHOTO):
+            rng = np.random.default_rng([_TUNING_SEED, photo_index, i])
+            views.append(_as_model_input(info, _random_view(photo, rng), resolution, whole=False))
+            names.append(f"{name}~{i}")
+    return np.stack(views), names
 
 
 def _class_of(path: Path, folder: Path) -> str | None:
@@ -226,4 +246,4 @@ def load_image_sets(info, source: str | Path, resolution: int, size: int) -> Ima
     return folder_sets(info, path, resolution, size)
 
 
-__all__ = ["ImageSets", "PARITY_SOURCES", "RECOMMENDED_CALIBRATION_SIZE", "builtin_sets", "folder_sets", "load_image_sets"]
+__all__ = ["ImageSets", "PARITY_SOURCES", "tuning_views", "RECOMMENDED_CALIBRATION_SIZE", "builtin_sets", "folder_sets", "load_image_sets"]

@@ -322,6 +322,10 @@ class OpenVinoExporter(Exporter):
         if precision == "int8":
             # Quantize the NCHW graph, before the layout change, so calibration arrays fit as they are.
             ov_model = _quantize(ov_model, request, 1 if request.dynamic_batch else int(request.batch), settings)
+        self.finish(ov, ov_model, request, precision, converter, dest)
+
+    def finish(self, ov: Any, ov_model: Any, request: ExportRequest, precision: str, converter: str, dest: Path) -> None:
+        """Layout, stable names, metadata and the save: every precision's last steps (also after an accuracy budget)."""
         if request.nhwc:
             ov_model = _to_channels_last(ov, ov_model)
         # Stable tensor names, whatever the capture called them (torch.export uses the argument name).

@@ -64,7 +64,10 @@ class ExportConfig:
     opset: int = 18
     target: str | None = None
     out: Path = Path("out")
-    min_agreement: float | None = None
+    min_agreement: float | None = None  # int8 parity gate, and the budget int8 is tuned to (edgecls.export.accuracy)
+    max_drop: float | None = None  # int8 may lose at most this many top-1 points on the labeled ``val`` folder
+    val: str | Path | None = None
+    sensitivity: bool = False  # write each int8 artifact's per-layer sensitivity ranking (CSV + PNG) into ``out``
     num_classes: int = 1000
     timeout: float = DEFAULT_TIMEOUT_SECONDS
 
@@ -125,6 +128,17 @@ def _check_numbers(config: ExportConfig) -> None:
         raise InvalidArgumentError("give either --batch B or --dynamic-batch, not both")
     if config.min_agreement is not None and not 0.0 <= config.min_agreement <= 1.0:
         raise InvalidArgumentError(f"--min-agreement must be between 0 and 1 (e.g. 0.95), got {config.min_agreement}")
+    if config.max_drop is not None and config.val is None:
+        raise InvalidArgumentError("--max-drop needs labeled data: add --val DIR (one subfolder per class), "
+                                   "or use --min-agreement A without labels")
+    if config.val is not None and config.max_drop is None:
+        raise InvalidArgumentError("--val DIR is the data of --max-drop P: add --max-drop (top-1 points, e.g. 1.0)")
+    if config.max_drop is not None and config.min_agreement is not None:
+        raise InvalidArgumentError("give either --max-drop P (with --val) or --min-agreement A, not both")
+    if config.max_drop is not None and not 0.0 <= config.max_drop <= 100.0:
+        raise InvalidArgumentError(f"--max-drop is in top-1 points between 0 and 100 (e.g. 1.0), got {config.max_drop}")
+    if config.val is not None and not Path(config.val).exists():
+        raise EdgeclsError(f"--val data not found: {config.val} (a folder with one subfolder per class, or a CSV)")
     if config.weights is not None and config.pretrained:
         raise InvalidArgumentError("give either --weights FILE or --pretrained, not both")
     if config.random_weights and (config.weights is not None or config.pretrained):
@@ -271,6 +285,7 @@ def run_export(config: ExportConfig, log: Log | None = None) -> ExportRun:
         np.save(workdir / "calibration.npy", sets.calibration)
         np.save(workdir / "parity.npy", sets.parity)
         np.save(workdir / "reference.npy", reference)
+        budget_job = _save_budget(config, info, model, sets, resolution, precisions, workdir, log)
         from edgecls.export.parity import rule_for
         from edgecls.export.registry import FORMAT_MODULES
 
@@ -282,6 +297,7 @@ def run_export(config: ExportConfig, log: Log | None = None) -> ExportRun:
                 "dynamic_batch": config.dynamic_batch, "nhwc": config.nhwc, "opset": config.opset,
                 "options": profile.options, "precisions": precisions, "names": names,
                 "workdir": str(workdir), "staging": str(staging), "result": str(workdir / f"result_{fmt}.json"),
+                "budget": budget_job, "out": str(out),
             }
             log(f"{fmt}: exporting {', '.join(precisions)}")
             results = _run_job(job, workdir, config.timeout)
@@ -297,6 +313,25 @@ def run_export(config: ExportConfig, log: Log | None = None) -> ExportRun:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return ExportRun(out, manifest_path, entries, list(sets.warnings) if "int8" in precisions else [])
+
+
+def _save_budget(config, info, model, sets, resolution, precisions, workdir: Path, log) -> dict | None:
+    """The accuracy budget of the int8 artifacts, saved for the format processes (None: plain int8)."""
+    budgeted = config.min_agreement is not None or config.max_drop is not None or config.sensitivity
+    if "int8" not in precisions or not budgeted:
+        return None
+    import numpy as np
+
+    from edgecls.export.accuracy import prepare_budget
+
+    budget = prepare_budget(model, info, sets, config.calib, resolution, config.min_agreement, config.max_drop,
+                            config.val)
+    log(f"int8 budget: {budget.kind} >= {budget.goal:.1%} on {len(budget.images)} tuning images"
+        + (f" (fp32: {budget.fp32_metric:.1%})" if budget.kind == "accuracy" else ""))
+    np.save(workdir / "budget_images.npy", budget.images)
+    np.save(workdir / "budget_labels.npy", budget.labels)
+    return {"kind": budget.kind, "goal": budget.goal, "fp32_metric": budget.fp32_metric,
+            "sensitivity": config.sensitivity}
 
 
 def _run_job(job: dict, workdir: Path, timeout: float) -> dict[str, dict]:
@@ -352,6 +387,8 @@ def _manifest_entry(fmt, precision, name, result, rule, info, resolution, config
                           "layout": "NHWC" if config.nhwc else "NCHW"},
         "parity": None, "parity_rule": rule.as_dict(),
         "calibration": sets.describe() if precision == "int8" else None,
+        # layers kept float, the tuning metric and the latency cost (edgecls.export.accuracy)
+        "accuracy_budget": result.get("accuracy_budget") if precision == "int8" else None,
         "runtime": result.get("runtime"), "tools": tool_versions(fmt),
         "target": profile.name, "settings": profile.options.get(fmt, {}).get(precision),
         "seconds": {"export": result.get("export_seconds"), "parity": result.get("parity_seconds"),
@@ -471,7 +508,10 @@ def _child(job_path: Path) -> int:
         try:
             if precision not in exporter.precisions:
                 raise InvalidArgumentError(f"{job['format']} has no {precision} precision")
-            exporter.export(request, precision, dest)
+            if precision == "int8" and job.get("budget"):
+                entry["accuracy_budget"] = _budgeted_int8(exporter, request, dest, job)
+            else:
+                exporter.export(request, precision, dest)
             entry["export_seconds"] = round(time.monotonic() - started, 2)
             entry["side_files"] = [p.name for p in exporter.side_files(dest)]
             parity_started = time.monotonic()
@@ -486,6 +526,18 @@ def _child(job_path: Path) -> int:
         entry["seconds"] = round(time.monotonic() - started, 2)
         _write_json(result_path, results)
     return 0
+
+
+def _budgeted_int8(exporter, request, dest: Path, job: dict) -> dict:
+    import numpy as np
+
+    from edgecls.export.accuracy import Budget, export_within_budget
+
+    spec, workdir = job["budget"], Path(job["workdir"])
+    stem = Path(job["out"]) / f"{Path(dest.name).stem}.sensitivity" if spec.get("sensitivity") else None
+    budget = Budget(spec["kind"], spec["goal"], np.load(workdir / "budget_images.npy"),
+                    np.load(workdir / "budget_labels.npy"), spec["fp32_metric"], stem)
+    return export_within_budget(exporter, request, dest, budget, log=lambda message: print(message, flush=True))
 
 
 if __name__ == "__main__":
