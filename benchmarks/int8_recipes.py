@@ -197,6 +197,19 @@ def report_stage() -> None:
             lines.append(f"| {runtime} | {row['recipe']} | {agreement} | {parity['mean_cosine']:.4f} / "
                          f"{parity['min_cosine']:.4f} | {statistics.median(own) if own else float('nan'):.1f} | "
                          f"{statistics.median(ratios) if ratios else 1.0:.2f}x |")
+    screen = HERE / "int8_recipes_screen.json"
+    if screen.is_file():
+        # The screening run: every recipe at 64 px with 6 calibration images (--resolution 64
+        # --calib-size 6), accuracy only; the recipes it ruled out were not repeated at 224 px.
+        lines += ["", "Screening run, all recipes, 64 px, 6 calibration images, accuracy only "
+                  "(`--resolution 64 --calib-size 6`; same held-out photos, 64 views):", "",
+                  "| runtime | recipe | top-1 agreement [95 % CI] | mean / min cosine |", "|---|---|---|---|"]
+        for row in json.loads(screen.read_text()):
+            parity = row.get("parity")
+            if parity:
+                lines.append(f"| {row['runtime']} | {row['recipe']} | {parity['top1_agreement']:.1%} "
+                             f"[{parity['agreement_low']:.1%}-{parity['agreement_high']:.1%}] n={parity['inputs']} | "
+                             f"{parity['mean_cosine']:.4f} / {parity['min_cosine']:.4f} |")
     REPORT.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -388,13 +388,13 @@ def _tflite(exporter, request, dest: Path, budget: Budget, log) -> dict:
     def quantize(float_ops: list[str], path: Path):
         settings.float_ops = float_ops
         recipe = tfl_export.int8_recipe(content, request, settings).get_quantization_recipe()
-        result = aeq.quantizer.Quantizer(bytearray(content), recipe).quantize(
-            ranges, enable_progress_bar=False, enable_progress_report=False)
+        quantizer = aeq.quantizer.Quantizer(bytearray(content), recipe)
+        result = quantizer.quantize(ranges, enable_progress_bar=False, enable_progress_report=False)
         path.write_bytes(bytes(result.quantized_model))
-        return result
+        return quantizer
 
-    plain_result = quantize(base, plain)
-    rows = _tflite_ranking(content, plain_result, budget, request)
+    plain_quantizer = quantize(base, plain)
+    rows = _tflite_ranking(content, plain_quantizer, budget, request)
     ranking = [r["layer"] for r in sorted(rows, key=lambda r: -r["score"]) if r["layer"] not in base]
 
     def build(excluded: list[str]) -> Path:
@@ -416,7 +416,7 @@ def _tflite(exporter, request, dest: Path, budget: Budget, log) -> dict:
     return report
 
 
-def _tflite_ranking(content: bytes, result, budget: Budget, request) -> list[dict]:
+def _tflite_ranking(content: bytes, quantizer, budget: Budget, request) -> list[dict]:
     """Each conv / fully-connected op with the SNR (dB) it loses between its input and its output,
     float vs int8 model on RANKING_IMAGES tuning views (ai-edge-quantizer's validator)."""
     from ai_edge_quantizer.utils import tfl_flatbuffer_utils as tfl
@@ -429,8 +429,8 @@ def _tflite_ranking(content: bytes, result, budget: Budget, request) -> list[dic
     input_name = tfl_export._input_name(content)
     data = [{input_name: tfl_export._layout(request, np.resize(images[i:i + 1], (batch, *images.shape[1:])))}
             for i in range(len(images))]
-    comparison = result.validate(test_data={tfl_export.SIGNATURE: data},
-                                 error_metrics=[validation_utils.ValidationErrorMetric.SNR])
+    comparison = quantizer.validate(test_data={tfl_export.SIGNATURE: data},
+                                    error_metrics=[validation_utils.ValidationErrorMetric.SNR], num_threads=1)
     signature = comparison.get_signature_comparison_result(tfl_export.SIGNATURE)
     snr = {**signature.input_tensors, **signature.intermediate_tensors, **signature.output_tensors}
 
