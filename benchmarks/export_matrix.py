@@ -50,7 +50,8 @@ def run_model(name: str, formats: list[str], precisions: list[str]) -> dict:
     started = time.monotonic()
     try:
         pretrained = info.pretrained is not None
-        run = run_export(ExportConfig(model=name, pretrained=pretrained, formats=formats, precisions=precisions,
+        run = run_export(ExportConfig(model=name, pretrained=pretrained, random_weights=not pretrained, formats=formats,
+                                      precisions=precisions,
                                       calib_size=PRETRAINED_CALIB_SIZE if pretrained else CALIB_SIZE,
                                       resolution=resolution, out=out))
         artifacts = [{k: a.get(k) for k in ("format", "precision", "status", "error", "parity", "parity_rule",

@@ -27,13 +27,42 @@ def _fmt(value, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def agreement_text(parity: dict) -> str:
+    """Top-1 agreement with its 95 % Wilson interval and sample size: '96.9% [89.3-99.1] n=64'."""
+    agreement = parity.get("top1_agreement")
+    if agreement is None:
+        return "-"
+    text = f"{agreement:.1%}"
+    if parity.get("agreement_low") is not None:
+        text += f" [{parity['agreement_low'] * 100:.1f}-{parity['agreement_high'] * 100:.1f}]"
+    return text + (f" n={parity['inputs']}" if parity.get("inputs") else "")
+
+
+def budget_lines(artifacts: list[dict]) -> list[str]:
+    """One line per accuracy-budgeted int8 artifact: what stayed float and what it cost in speed."""
+    lines = []
+    for entry in artifacts:
+        budget = entry.get("accuracy_budget")
+        if not budget:
+            continue
+        latency = budget.get("latency") or {}
+        goal = budget["budget"]
+        lines.append(
+            f"{entry['format']} int8 budget ({goal['kind']} >= {goal['goal']:.1%} on {goal['images']} tuning images): "
+            f"{len(budget['float_layers'])}/{budget.get('compute_layers', '?')} layers float, tuning {budget['metric']:.1%}"
+            + (f", {latency['speedup_vs_fp32']:.2f}x faster than fp32 ({latency['fp32_ms']:.1f} -> {latency['int8_ms']:.1f} ms,"
+               f" {latency['latency_cost']:.2f}x the all-int8 latency)" if latency else "")
+            + ("" if budget.get("met") else " [budget not reached]"))
+    return lines
+
+
 def results_table(artifacts: list[dict], title: str = "export"):
     """A rich table: one row per artifact, pass/fail with parity figures and the reason."""
     from rich.table import Table
 
     table = Table(title=title)
     # Figures never wrap; the file name and the reason fold when the terminal is narrow.
-    for column in ("format", "prec", "status", "MB", "rel diff", "cosine", "top-1", "s"):
+    for column in ("format", "prec", "status", "MB", "rel diff", "cosine", "top-1 [95% CI] n", "s"):
         table.add_column(column, no_wrap=True)
     table.add_column("file / reason", overflow="fold", ratio=1)
     for entry in artifacts:
@@ -44,11 +73,12 @@ def results_table(artifacts: list[dict], title: str = "export"):
             size += sum(side["size_bytes"] for side in entry.get("side_files") or [])
         table.add_row(
             entry["format"], entry["precision"],
-            "[green]passed[/green]" if passed else "[red]failed[/red]",
+            ("[green]passed[/green]" if passed else "[red]failed[/red]")
+            + ("\n[yellow]benchmark only[/yellow]" if entry.get("benchmark_only") else ""),
             _fmt(size / 1e6 if size else None, ".2f"),
             _fmt(parity.get("max_rel_diff"), ".1e"),
             _fmt(parity.get("min_cosine"), ".5f"),
-            _fmt(parity.get("top1_agreement"), ".0%"),
+            agreement_text(parity),
             _fmt((entry.get("seconds") or {}).get("total"), ".0f"),
             entry.get("file") if passed else f"[red]{entry.get('error') or 'failed'}[/red]",
         )
@@ -66,7 +96,10 @@ def _log(console):
 def export(
     name: str = typer.Argument(..., help="Model name or alias (see `edgecls models`)."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Checkpoint file (.pth/.pt/.safetensors)."),
-    pretrained: bool = typer.Option(False, "--pretrained", help="Use the model's built-in pretrained weights."),
+    pretrained: bool = typer.Option(False, "--pretrained",
+                                    help="Require the model's built-in weights (used by default where a model has them)."),
+    random_weights: bool = typer.Option(False, "--random-weights",
+                                        help="Random weights even where built-in ones exist (artifacts are benchmark only)."),
     formats: Optional[str] = typer.Option(None, "--formats", help="Comma-separated: onnx,openvino,tflite (default: all)."),
     int8: bool = typer.Option(False, "--int8", help="Also build int8 artifacts (static quantization)."),
     fp16: bool = typer.Option(False, "--fp16", help="Also build fp16 artifacts."),
@@ -80,7 +113,13 @@ def export(
     target: Optional[str] = typer.Option(None, "--target", help="Target profile: x86-avx2, x86-vnni, arm64 or a .toml."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: out/NAME)."),
     min_agreement: Optional[float] = typer.Option(
-        None, "--min-agreement", help="Required int8 top-1 agreement with real weights (default 0.95)."),
+        None, "--min-agreement",
+        help="int8 must keep this top-1 agreement with fp32 (default gate 0.95); layers go back to float until it does."),
+    max_drop: Optional[float] = typer.Option(
+        None, "--max-drop", help="int8 may lose at most P top-1 points on the labeled --val data."),
+    val: Optional[Path] = typer.Option(None, "--val", help="Labeled data for --max-drop (one subfolder per class, or CSV)."),
+    sensitivity: bool = typer.Option(False, "--sensitivity",
+                                     help="Write each int8 artifact's per-layer sensitivity ranking (CSV + PNG) to --out."),
 ) -> None:
     """Export a model to edge formats, check each artifact against PyTorch, write manifest.json."""
     from edgecls.export.pipeline import ExportConfig, run_export
@@ -89,12 +128,15 @@ def export(
     console = _console()
     extra = [p for p, wanted in (("fp16", fp16), ("int8", int8)) if wanted]
     config = ExportConfig(
-        model=name, weights=weights, pretrained=pretrained, formats=formats, extra_precisions=extra, calib=calib,
+        model=name, weights=weights, pretrained=pretrained, random_weights=random_weights, formats=formats, extra_precisions=extra, calib=calib,
         calib_size=calib_size, resolution=resolution, batch=batch, dynamic_batch=dynamic_batch, nhwc=nhwc,
         opset=opset, target=target, out=out or Path("out") / resolve_name(name), min_agreement=min_agreement,
+        max_drop=max_drop, val=val, sensitivity=sensitivity,
     )
     run = run_export(config, log=_log(console))
     console.print(results_table(run.artifacts, title=f"{resolve_name(name)} -> {run.out}"))
+    for line in budget_lines(run.artifacts):
+        console.print(line, highlight=False)
     console.print(f"manifest: {run.manifest_path}")
     if not run.ok:
         raise typer.Exit(1)

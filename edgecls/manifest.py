@@ -63,6 +63,8 @@ class ManifestEntry:
     parity: dict | None = None
     parity_rule: dict | None = None
     calibration: dict | None = None
+    benchmark_only: bool = False  # random weights: the latency is real, the decisions are not
+    accuracy_budget: dict | None = None  # int8 tuned to a budget: layers kept float, metric, latency cost
     runtime: str | None = None
     tools: dict = field(default_factory=dict)
     target: str | None = None

@@ -15,9 +15,25 @@ import numpy as np
 from edgecls.errors import EdgeclsError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
-# Real colour photos shipped inside scikit-image's package data (no download).
-BUILTIN_PHOTOS = ("chelsea", "astronaut", "coffee", "rocket", "motorcycle_left", "motorcycle_right",
-                  "hubble_deep_field", "retina", "horse")
+# Every natural colour photo that installed packages ship as package data (no download), as
+# name -> (package, folder inside it, file, source scene). Two files of one scene (the motorcycle
+# stereo pair) share a source: calibration and parity are split by source, never by file.
+# Left out on purpose: scikit-image's grey images (camera, coins, moon...), textures, microscopy
+# (ihc), medical (retina), astronomy (hubble_deep_field), the horse silhouette and the colour wheel;
+# matplotlib's logo and clip-art present: none is a photo of something an ImageNet class names.
+PHOTO_POOL = {
+    "chelsea": ("skimage", "data", "chelsea.png", "chelsea"),
+    "astronaut": ("skimage", "data", "astronaut.png", "astronaut"),
+    "coffee": ("skimage", "data", "coffee.png", "coffee"),
+    "rocket": ("skimage", "data", "rocket.jpg", "rocket"),
+    "motorcycle_left": ("skimage", "data", "motorcycle_left.png", "motorcycle"),
+    "motorcycle_right": ("skimage", "data", "motorcycle_right.png", "motorcycle"),
+    "grace_hopper": ("matplotlib", "mpl-data/sample_data", "grace_hopper.jpg", "grace_hopper"),
+    "china": ("sklearn", "datasets/images", "china.jpg", "china"),
+    "flower": ("sklearn", "datasets/images", "flower.jpg", "flower"),
+}
+BUILTIN_PHOTOS = tuple(PHOTO_POOL)
+_PHOTO_EXTRA = {"skimage": "scikit-image", "matplotlib": "matplotlib", "sklearn": "scikit-learn"}
 _RESAMPLE = {"bilinear": 2, "bicubic": 3, "nearest": 0, "lanczos": 1}  # PIL.Image.Resampling values
 
 
@@ -43,15 +59,23 @@ def find_images(folder: str | Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
+def photo_source(name: str) -> str:
+    """The scene a built-in photo shows (files of one scene share it)."""
+    return PHOTO_POOL[name][3]
+
+
 def builtin_photo_path(name: str) -> Path:
-    spec = importlib.util.find_spec("skimage")
+    """The file of a built-in photo, located without importing its package (sklearn alone takes ~1 s)."""
+    if name not in PHOTO_POOL:
+        raise EdgeclsError(f"unknown built-in photo '{name}': use one of {', '.join(PHOTO_POOL)}")
+    package, folder, filename, _ = PHOTO_POOL[name]
+    spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise EdgeclsError("built-in photos come from scikit-image: pip install 'edgecls[export]'")
-    data = Path(list(spec.submodule_search_locations)[0]) / "data"
-    for suffix in (".png", ".jpg"):
-        if (data / f"{name}{suffix}").is_file():
-            return data / f"{name}{suffix}"
-    raise EdgeclsError(f"built-in photo '{name}' not found in scikit-image's data folder")
+        raise EdgeclsError(f"built-in photo '{name}' comes from {_PHOTO_EXTRA[package]}: pip install 'edgecls[export]'")
+    path = Path(list(spec.submodule_search_locations)[0]) / folder / filename
+    if not path.is_file():
+        raise EdgeclsError(f"built-in photo '{name}' not found at {path}: reinstall {_PHOTO_EXTRA[package]}")
+    return path
 
 
 def preprocess(

@@ -311,7 +311,8 @@ def _export(suite: Suite, model: SuiteModel, folder: Path, pairs: list[tuple[str
     pretrained = model.weights == "pretrained" or (model.weights == "auto" and info.pretrained is not None)
     formats = list(dict.fromkeys(f for f, _ in pairs))
     precisions = list(dict.fromkeys(p for _, p in pairs))
-    config = ExportConfig(model=model.name, pretrained=pretrained, formats=formats, precisions=precisions,
+    config = ExportConfig(model=model.name, pretrained=pretrained, random_weights=not pretrained, formats=formats,
+                          precisions=precisions,
                           calib=suite.calib, calib_size=suite.calib_size, resolution=model.resolution,
                           batch=suite.batch, out=folder, timeout=suite.export_timeout, target=suite.export_target)
     run_export(config, log=log)

@@ -199,7 +199,7 @@ def test_builtin_sets_are_deterministic_and_disjoint():
     np.testing.assert_array_equal(first.calibration, again.calibration)
     assert first.calibration.shape == (20, 3, 64, 64) and first.parity.shape[1:] == (3, 64, 64)
     parity_photos = {n.split("#")[0] for n in first.parity_names}
-    assert parity_photos == {"chelsea", "coffee", "motorcycle_right"} and len(first.parity) == 24
+    assert parity_photos == {"chelsea", "coffee", "grace_hopper", "china"} and len(first.parity) == 64
     assert not parity_photos & {n.split("#")[0] for n in first.calibration_names}
     # no parity input is (close to) any calibration input
     distances = np.abs(first.parity[:, None] - first.calibration[None]).mean(axis=(2, 3, 4))

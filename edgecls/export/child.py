@@ -78,7 +78,10 @@ def export_format(job: dict) -> dict:
         try:
             if precision not in exporter.precisions:
                 raise InvalidArgumentError(f"{job['format']} has no {precision} precision")
-            exporter.export(request, precision, dest)
+            if precision == "int8" and job.get("budget"):
+                entry["accuracy_budget"] = _budgeted_int8(exporter, request, dest, job)
+            else:
+                exporter.export(request, precision, dest)
             entry["export_seconds"] = round(time.monotonic() - started, 2)
             entry["side_files"] = [p.name for p in sides(dest)]
             parity_started = time.monotonic()
@@ -98,3 +101,15 @@ def export_format(job: dict) -> dict:
 
 
 __all__ = ["RUNNING", "export_format"]
+
+
+def _budgeted_int8(exporter, request, dest: Path, job: dict) -> dict:
+    import numpy as np
+
+    from edgecls.export.accuracy import Budget, export_within_budget
+
+    spec, workdir = job["budget"], Path(job["workdir"])
+    stem = Path(job["out"]) / f"{Path(dest.name).stem}.sensitivity" if spec.get("sensitivity") else None
+    budget = Budget(spec["kind"], spec["goal"], np.load(workdir / "budget_images.npy"),
+                    np.load(workdir / "budget_labels.npy"), spec["fp32_metric"], stem)
+    return export_within_budget(exporter, request, dest, budget, log=lambda message: print(message, flush=True))

@@ -10,7 +10,7 @@ import json
 import logging
 import shutil
 import warnings
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,11 @@ class OnnxInt8Settings:
     reduce_range: bool = True
     per_channel: bool = True
     calibrate_method: str = "minmax"  # or "entropy", "percentile"
+    percentile: float = 99.999  # the percentile method's range (onnxruntime's CalibPercentile)
+    # Nodes left in float: ONNX node names, or "first" / "last" for the first / last Conv, Gemm or
+    # MatMul of the graph (the stem and the classifier, which see the rawest inputs and decide the
+    # logits). The accuracy budget (edgecls.export.accuracy) adds the most sensitive nodes here.
+    float_nodes: list[str] = field(default_factory=list)
     # "auto": ATTENTION_OP_TYPES for TRANSFORMER_FAMILIES, ORT's default for CNNs; "all": ORT's
     # default everywhere; or a list of ONNX op types to quantize.
     op_types: str | list[str] = "auto"
@@ -65,6 +70,11 @@ class OnnxInt8Settings:
         if not (op_types in ("auto", "all") or (isinstance(op_types, list) and op_types
                                                 and all(isinstance(t, str) for t in op_types))):
             raise InvalidArgumentError(f"[onnx.int8] op_types must be 'auto', 'all' or a list of ONNX op types, not {op_types!r}")
+        if not isinstance(settings.float_nodes, list) or not all(isinstance(n, str) for n in settings.float_nodes):
+            raise InvalidArgumentError(f"[onnx.int8] float_nodes must be a list of node names or 'first' / 'last', "
+                                       f"not {settings.float_nodes!r}")
+        if not 50.0 < float(settings.percentile) <= 100.0:
+            raise InvalidArgumentError(f"[onnx.int8] percentile must be in (50, 100], not {settings.percentile!r}")
         if settings.calibrate_method not in ("minmax", "entropy", "percentile"):
             raise InvalidArgumentError(
                 f"[onnx.int8] calibrate_method must be minmax, entropy or percentile, not {settings.calibrate_method!r}")
@@ -253,19 +263,53 @@ class _ArrayReader:
         self._index = 0
 
 
+QUANTIZABLE_COMPUTE = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+
+
+def compute_nodes(model) -> list[str]:
+    """Names of the Conv / Gemm / MatMul nodes of ``model`` in graph order: the candidates to keep float."""
+    return [node.name for node in model.graph.node if node.op_type in QUANTIZABLE_COMPUTE]
+
+
+def resolve_float_nodes(model, names: list[str]) -> list[str]:
+    """``names`` with "first" / "last" replaced by the first / last compute node; unknown names are an error."""
+    nodes = compute_nodes(model)
+    known = {node.name for node in model.graph.node}
+    resolved = []
+    for name in names:
+        if name in ("first", "last"):
+            if nodes:
+                resolved.append(nodes[0] if name == "first" else nodes[-1])
+        elif name in known:
+            resolved.append(name)
+        else:
+            raise InvalidArgumentError(f"[onnx.int8] float_nodes: no node named {name!r} in the graph")
+    return list(dict.fromkeys(resolved))
+
+
+def prepared_fp32(fp32_path: Path, request: ExportRequest) -> Path:
+    """The fp32 graph the quantizer starts from (made once per run and reused by every int8 attempt)."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    prepared = Path(request.workdir) / f"{fp32_path.stem}.pre.onnx"
+    if not prepared.is_file():
+        # Symbolic shape inference + ORT's basic graph optimizations first: the quantizer needs
+        # every tensor's shape and works best on a graph where Conv+BN and friends are already one op.
+        partial = prepared.with_suffix(".partial")
+        quant_pre_process(str(fp32_path), str(partial), skip_symbolic_shape=False)
+        partial.replace(prepared)
+    return prepared
+
+
 def quantize_int8(fp32_path: Path, dest: Path, request: ExportRequest, settings: OnnxInt8Settings) -> dict:
     """Static QDQ int8 of the fp32 ONNX at ``fp32_path`` into ``dest``; returns the settings used."""
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     if request.calibration is None or len(request.calibration) == 0:
         raise InvalidArgumentError("int8 export needs calibration images: pass --calib DIR or --calib builtin")
     workdir = Path(request.workdir)
-    prepared = workdir / f"{dest.stem}.pre.onnx"
-    # Symbolic shape inference + ORT's basic graph optimizations first: the quantizer needs
-    # every tensor's shape and works best on a graph where Conv+BN and friends are already one op.
-    quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=False)
+    prepared = prepared_fp32(fp32_path, request)
 
     reader_cls = type("ArrayReader", (_ArrayReader, CalibrationDataReader), {})
     batch = 1 if request.dynamic_batch else request.batch
@@ -274,6 +318,7 @@ def quantize_int8(fp32_path: Path, dest: Path, request: ExportRequest, settings:
     method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
               "percentile": CalibrationMethod.Percentile}[settings.calibrate_method]
     partial = workdir / f"{dest.stem}.quant.onnx"
+    float_nodes = resolve_float_nodes(onnx.load(str(prepared), load_external_data=False), settings.float_nodes)
     op_types = settings.op_types
     if op_types == "auto":
         op_types = ATTENTION_OP_TYPES if request.is_attention_model else None
@@ -289,15 +334,16 @@ def quantize_int8(fp32_path: Path, dest: Path, request: ExportRequest, settings:
         calibrate_method=method,
         calibration_providers=["CPUExecutionProvider"],
         op_types_to_quantize=op_types,
+        nodes_to_exclude=float_nodes,
+        extra_options={"CalibPercentile": float(settings.percentile)} if settings.calibrate_method == "percentile" else None,
     )
     model = onnx.load(str(partial))
     props = artifact_metadata(request, "int8")
-    used = {**vars(settings), "op_types": op_types or "all"}
+    used = {**vars(settings), "op_types": op_types or "all", "float_nodes": float_nodes}
     props["quantization"] = json.dumps(used)
     _set_metadata(model, props)
     onnx.save(model, str(dest))
-    for scratch in (prepared, partial):
-        scratch.unlink(missing_ok=True)
+    partial.unlink(missing_ok=True)
     return used
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -42,6 +42,15 @@ class OpenVinoInt8Settings:
     # 100 built-in calibration views, AVX2: top-1 agreement on the 24 parity views 22/24 fast,
     # 23/24 full (cosine 0.965 vs 0.962).
     bias_correction: str = "auto"
+    # NNCF preset: "performance" (symmetric activations, NNCF's CNN default) or "mixed" (asymmetric
+    # activations: a zero point, so ReLU6 outputs use all 256 levels).
+    preset: str = "performance"
+    # Layers left in float (NNCF ignored scope): friendly names of ov ops, or "first" / "last" for
+    # the first / last Convolution or MatMul. The accuracy budget adds the most sensitive ones.
+    float_layers: list = field(default_factory=list)
+    # SmoothQuant's alpha for MatMuls in transformer mode (NNCF's default 0.95; negative disables);
+    # CNNs have no MatMul for it to smooth besides the classifier, so it is used only in transformer mode.
+    smooth_quant_alpha: float | None = None
 
     @classmethod
     def from_request(cls, request: ExportRequest) -> "OpenVinoInt8Settings":
@@ -61,11 +70,13 @@ class OpenVinoInt8Settings:
             raise InvalidArgumentError(f"unknown [openvino.int8] setting(s) {', '.join(unknown)}: use {', '.join(sorted(known))}")
         settings = cls(**table)
         choices = {"overflow_fix": ("enable", "first_layer_only", "disable"), "model_type": ("auto", "cnn", "transformer"),
-                   "bias_correction": ("auto", "fast", "full")}
+                   "bias_correction": ("auto", "fast", "full"), "preset": ("performance", "mixed")}
         for name, allowed in choices.items():
             if getattr(settings, name) not in allowed:
                 raise InvalidArgumentError(
                     f"[openvino.int8] {name} must be one of {', '.join(allowed)}, not {getattr(settings, name)!r}")
+        if not isinstance(settings.float_layers, list) or not all(isinstance(n, str) for n in settings.float_layers):
+            raise InvalidArgumentError("[openvino.int8] float_layers must be a list of layer names or 'first' / 'last'")
         return settings
 
 
@@ -174,40 +185,91 @@ def _checked_calibration(request: ExportRequest) -> np.ndarray:
     return calibration
 
 
+COMPUTE_OP_TYPES = ("Convolution", "GroupConvolution", "MatMul")
+
+
+def compute_layers(ov_model: Any) -> list[str]:
+    """Friendly names of the Convolution / MatMul ops in execution order: the candidates to keep float."""
+    return [op.get_friendly_name() for op in ov_model.get_ordered_ops() if op.get_type_name() in COMPUTE_OP_TYPES]
+
+
+def resolve_float_layers(ov_model: Any, names: list[str]) -> list[str]:
+    layers = compute_layers(ov_model)
+    known = {op.get_friendly_name() for op in ov_model.get_ordered_ops()}
+    resolved = []
+    for name in names:
+        if name in ("first", "last"):
+            if layers:
+                resolved.append(layers[0] if name == "first" else layers[-1])
+        elif name in known:
+            resolved.append(name)
+        else:
+            raise InvalidArgumentError(f"[openvino.int8] float_layers: no layer named {name!r} in the model")
+    return list(dict.fromkeys(resolved))
+
+
+def calibration_batches(request: ExportRequest, batch: int, images: np.ndarray | None = None) -> list[np.ndarray]:
+    """``images`` (default: the calibration set) as static batches; wraps around to fill the last one."""
+    images = _checked_calibration(request) if images is None else images
+    expected = images.shape[1:]
+    count = max(1, -(-len(images) // batch))
+    return [np.ascontiguousarray(np.resize(images, (count * batch, *expected))[i * batch:(i + 1) * batch])
+            for i in range(count)]
+
+
+def nncf_arguments(ov_model: Any, request: ExportRequest, settings: OpenVinoInt8Settings) -> dict[str, Any]:
+    """The keyword arguments of nncf.quantize (and quantize_with_accuracy_control) for ``settings``."""
+    import nncf
+    from nncf.quantization.advanced_parameters import (AdvancedQuantizationParameters, AdvancedSmoothQuantParameters,
+                                                       OverflowFix)
+
+    options: dict[str, Any] = {}
+    attention = _is_attention_model(request, settings)
+    if attention:
+        options["model_type"] = nncf.ModelType.TRANSFORMER
+    if settings.preset == "mixed":
+        options["preset"] = nncf.QuantizationPreset.MIXED
+    float_layers = resolve_float_layers(ov_model, settings.float_layers)
+    if float_layers:
+        options["ignored_scope"] = nncf.IgnoredScope(names=float_layers)
+    advanced: dict[str, Any] = {"overflow_fix": OverflowFix(settings.overflow_fix)}
+    if attention and settings.smooth_quant_alpha is not None:
+        advanced["smooth_quant_alphas"] = AdvancedSmoothQuantParameters(matmul=float(settings.smooth_quant_alpha))
+    options["fast_bias_correction"] = settings.bias_correction == "fast" or (settings.bias_correction == "auto" and attention)
+    # x86 CPUs without VNNI (AVX2 only) multiply u8 x i8 pairs into saturating int16 sums;
+    # with full 8-bit weights those sums overflow and int8 drifts from fp32. An IR may run
+    # on any CPU, so the default keeps weights to 7 bits in every layer, not only the
+    # first (NNCF's default). Measured on an AVX2 machine, 36 photos at 128px:
+    # tf_efficientnet_lite0 (pretrained) cosine to fp32 0.948 -> 0.982, top-1 agreement
+    # 7/9 -> 8/9; mobilevitv2_050 0.947 -> 0.991.
+    options["advanced_parameters"] = AdvancedQuantizationParameters(**advanced)
+    return options
+
+
+def record_settings(quantized: Any, settings: OpenVinoInt8Settings, options: dict[str, Any], calibration_images: int) -> None:
+    quantized.set_rt_info(settings.overflow_fix, ["edgecls", "int8_overflow_fix"])
+    quantized.set_rt_info("transformer" if "model_type" in options else "cnn", ["edgecls", "int8_model_type"])
+    quantized.set_rt_info("fast" if options["fast_bias_correction"] else "full", ["edgecls", "int8_bias_correction"])
+    quantized.set_rt_info(settings.preset, ["edgecls", "int8_preset"])
+    ignored = options.get("ignored_scope")
+    quantized.set_rt_info(",".join(ignored.names) if ignored else "", ["edgecls", "int8_float_layers"])
+    quantized.set_rt_info(str(calibration_images), ["edgecls", "int8_calibration_images"])
+
+
 def _quantize(ov_model: Any, request: ExportRequest, batch: int, settings: OpenVinoInt8Settings) -> Any:
     calibration = _checked_calibration(request)
-    expected = calibration.shape[1:]
     with _telemetry_disabled():
         import nncf
-        from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
 
-        # A static batch graph takes exactly `batch` images per call; wrap around to fill the last one.
-        count = max(1, -(-len(calibration) // batch))
-        batches = [np.ascontiguousarray(np.resize(calibration, (count * batch, *expected))[i * batch:(i + 1) * batch])
-                   for i in range(count)]
-        options: dict[str, Any] = {}
-        attention = _is_attention_model(request, settings)
-        if attention:
-            options["model_type"] = nncf.ModelType.TRANSFORMER
-        fast_bias = settings.bias_correction == "fast" or (settings.bias_correction == "auto" and attention)
+        batches = calibration_batches(request, batch)
+        options = nncf_arguments(ov_model, request, settings)
         quantized = nncf.quantize(
             ov_model,
             nncf.Dataset(batches),
             subset_size=len(batches),
-            fast_bias_correction=fast_bias,  # see OpenVinoInt8Settings.bias_correction
-            # x86 CPUs without VNNI (AVX2 only) multiply u8 x i8 pairs into saturating int16 sums;
-            # with full 8-bit weights those sums overflow and int8 drifts from fp32. An IR may run
-            # on any CPU, so the default keeps weights to 7 bits in every layer, not only the
-            # first (NNCF's default). Measured on an AVX2 machine, 36 photos at 128px:
-            # tf_efficientnet_lite0 (pretrained) cosine to fp32 0.948 -> 0.982, top-1 agreement
-            # 7/9 -> 8/9; mobilevitv2_050 0.947 -> 0.991.
-            advanced_parameters=AdvancedQuantizationParameters(overflow_fix=OverflowFix(settings.overflow_fix)),
             **options,
         )
-    quantized.set_rt_info(settings.overflow_fix, ["edgecls", "int8_overflow_fix"])
-    quantized.set_rt_info("transformer" if "model_type" in options else "cnn", ["edgecls", "int8_model_type"])
-    quantized.set_rt_info("fast" if fast_bias else "full", ["edgecls", "int8_bias_correction"])
-    quantized.set_rt_info(str(len(calibration)), ["edgecls", "int8_calibration_images"])
+    record_settings(quantized, settings, options, len(calibration))
     return quantized
 
 
@@ -267,6 +329,10 @@ class OpenVinoExporter(Exporter):
         if precision == "int8":
             # Quantize the NCHW graph, before the layout change, so calibration arrays fit as they are.
             ov_model = _quantize(ov_model, request, 1 if request.dynamic_batch else int(request.batch), settings)
+        self.finish(ov, ov_model, request, precision, converter, dest)
+
+    def finish(self, ov: Any, ov_model: Any, request: ExportRequest, precision: str, converter: str, dest: Path) -> None:
+        """Layout, stable names, metadata and the save: every precision's last steps (also after an accuracy budget)."""
         if request.nhwc:
             ov_model = _to_channels_last(ov, ov_model)
         # Stable tensor names, whatever the capture called them (torch.export uses the argument name).

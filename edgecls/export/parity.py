@@ -26,6 +26,23 @@ DEFAULT_MIN_AGREEMENT = 0.95
 # 0.9999 (ONNX, OpenVINO); an output collapsed by a wrong output scale scores 0.00-0.04 (TFLite int8
 # of the latter two). 0.9 separates working-but-lossy graphs from broken ones.
 INT8_RANDOM_MIN_COSINE = 0.9
+# Two-sided 95 % normal quantile (scipy.stats.norm.ppf(0.975)); a constant, so parity needs no scipy.
+_Z95 = 1.959963984540054
+
+
+def wilson_interval(successes: int, total: int, z: float = _Z95) -> tuple[float, float]:
+    """The Wilson score interval of a proportion (95 % by default).
+
+    Wilson, not the normal approximation p +- z*sqrt(p(1-p)/n): agreement sits near 1, where the
+    normal interval collapses to a width of 0 at 64/64 and spills past 1 just below it.
+    """
+    if total <= 0:
+        return 0.0, 1.0
+    p = successes / total
+    denominator = 1 + z * z / total
+    centre = (p + z * z / (2 * total)) / denominator
+    half = z * np.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denominator
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
 
 
 @dataclass
@@ -36,6 +53,9 @@ class ParityFigures:
     mean_cosine: float
     top1_agreement: float
     inputs: int
+    # 95 % Wilson interval of top1_agreement over ``inputs`` views (None in manifests written before it)
+    agreement_low: float | None = None
+    agreement_high: float | None = None
 
     def as_dict(self) -> dict:
         return {k: (round(v, 8) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -48,13 +68,14 @@ def compare(reference: np.ndarray, candidate: np.ndarray) -> ParityFigures:
     if ref.shape != out.shape:
         raise ValueError(f"artifact output shape {out.shape} does not match the model's {ref.shape}")
     if not np.isfinite(out).all():
-        return ParityFigures(float("inf"), float("inf"), -1.0, -1.0, 0.0, len(ref))
+        return ParityFigures(float("inf"), float("inf"), -1.0, -1.0, 0.0, len(ref), *wilson_interval(0, len(ref)))
     abs_diff = float(np.abs(out - ref).max())
     scale = float(np.abs(ref).max()) or 1.0
     norms = np.linalg.norm(ref, axis=1) * np.linalg.norm(out, axis=1)
     cosines = np.where(norms > 0, (ref * out).sum(axis=1) / np.maximum(norms, 1e-30), 0.0)
-    agreement = float((ref.argmax(axis=1) == out.argmax(axis=1)).mean())
-    return ParityFigures(abs_diff, abs_diff / scale, float(cosines.min()), float(cosines.mean()), agreement, len(ref))
+    agreed = int((ref.argmax(axis=1) == out.argmax(axis=1)).sum())
+    return ParityFigures(abs_diff, abs_diff / scale, float(cosines.min()), float(cosines.mean()), agreed / len(ref),
+                         len(ref), *wilson_interval(agreed, len(ref)))
 
 
 @dataclass
@@ -95,4 +116,4 @@ def rule_for(precision: str, real_weights: bool, min_agreement: float | None = N
 
 
 __all__ = ["DEFAULT_MIN_AGREEMENT", "FP16_MIN_COSINE", "FP32_MAX_REL_DIFF", "INT8_RANDOM_MIN_COSINE",
-           "ParityFigures", "ParityRule", "compare", "rule_for"]
+           "ParityFigures", "ParityRule", "compare", "rule_for", "wilson_interval"]

@@ -165,11 +165,11 @@ def run_export(config: ExportConfig, log: Log | None = None) -> ExportRun:
     from edgecls.models import create_model
     from edgecls.profile import profile_model
 
-    log(f"building {info.name} ({'pretrained' if config.pretrained else config.weights or 'random weights'})")
+    log(f"building {info.name} ({'built-in pretrained weights' if plan.pretrained else config.weights or 'random weights: benchmark only'})")
     with torch.random.fork_rng():
         torch.manual_seed(0)  # random weights are the same draw every run: matrix results reproduce
         model = create_model(info.name, num_classes=config.num_classes, weights=config.weights,
-                             pretrained=config.pretrained, head_hidden=plan.head_hidden,
+                             pretrained=plan.pretrained, head_hidden=plan.head_hidden,
                              resolution=plan.resolution)
     sets = load_image_sets(info, config.calib, plan.resolution, config.calib_size)
     if "int8" in precisions:  # the calibration warnings only matter when something is calibrated
@@ -199,10 +199,15 @@ def run_export(config: ExportConfig, log: Log | None = None) -> ExportRun:
             np.save(workdir / "calibration.npy", sets.calibration)
             np.save(workdir / "parity.npy", sets.parity)
             np.save(workdir / "reference.npy", reference)
+            budget_job = _save_budget(config, info, model, sets, plan.resolution, precisions, workdir, log)
         except OSError as exc:
             if workdir is not None:
                 shutil.rmtree(workdir, ignore_errors=True)
             raise EdgeclsError(f"cannot prepare the export in {out}: {describe_os_error(exc)}") from None
+        except BaseException:
+            if workdir is not None:
+                shutil.rmtree(workdir, ignore_errors=True)
+            raise
         # The child's protocol files and output live outside --out: on a full disk they still tell why.
         control = Path(tempfile.mkdtemp(prefix="edgecls-export-"))
         unrecorded: list[ManifestEntry] = []
@@ -210,7 +215,7 @@ def run_export(config: ExportConfig, log: Log | None = None) -> ExportRun:
             context = _EntryContext(plan, sets, counted.params, counted.macs)
             for fmt in formats:
                 log(f"{fmt}: exporting {', '.join(precisions)}")
-                results = _run_format(plan, fmt, workdir, control)
+                results = _run_format(plan, fmt, workdir, control, budget_job)
                 for precision in precisions:
                     entry = context.entry(fmt, precision, results[precision])
                     _publish(entry, results[precision], workdir, out, unrecorded)
@@ -231,7 +236,26 @@ def run_export(config: ExportConfig, log: Log | None = None) -> ExportRun:
     return ExportRun(out, out / MANIFEST_NAME, [e.to_dict() for e in entries], warnings)
 
 
-def _run_format(plan: ExportPlan, fmt: str, workdir: Path, control: Path) -> dict[str, dict]:
+def _save_budget(config, info, model, sets, resolution, precisions, workdir: Path, log) -> dict | None:
+    """The accuracy budget of the int8 artifacts, saved for the format processes (None: plain int8)."""
+    budgeted = config.min_agreement is not None or config.max_drop is not None or config.sensitivity
+    if "int8" not in precisions or not budgeted:
+        return None
+    import numpy as np
+
+    from edgecls.export.accuracy import prepare_budget
+
+    budget = prepare_budget(model, info, sets, config.calib, resolution, config.min_agreement, config.max_drop,
+                            config.val)
+    log(f"int8 budget: {budget.kind} >= {budget.goal:.1%} on {len(budget.images)} tuning images"
+        + (f" (fp32: {budget.fp32_metric:.1%})" if budget.kind == "accuracy" else ""))
+    np.save(workdir / "budget_images.npy", budget.images)
+    np.save(workdir / "budget_labels.npy", budget.labels)
+    return {"kind": budget.kind, "goal": budget.goal, "fp32_metric": budget.fp32_metric,
+            "sensitivity": config.sensitivity}
+
+
+def _run_format(plan: ExportPlan, fmt: str, workdir: Path, control: Path, budget_job: dict | None = None) -> dict[str, dict]:
     """One format's conversions in a fresh interpreter; a result for every precision, crash or not."""
     from edgecls.export.child import RUNNING
     from edgecls.isolation import run_isolated
@@ -247,6 +271,7 @@ def _run_format(plan: ExportPlan, fmt: str, workdir: Path, control: Path) -> dic
         "options": plan.profile.options, "precisions": precisions,
         "names": {p: plan.file_name(fmt, p) for p in precisions},
         "workdir": str(workdir), "staging": str(workdir / "staging"), "progress": str(progress),
+        "budget": budget_job, "out": str(plan.config.out),
     }
     started = time.monotonic()
     outcome = run_isolated("edgecls.export.child:export_format", job, timeout=config.timeout, workdir=control,
@@ -285,9 +310,9 @@ class _EntryContext:
         from edgecls.export.parity import ParityFigures, rule_for
 
         config, info, profile = self.plan.config, self.plan.info, self.plan.profile
-        real_weights = bool(config.pretrained or config.weights)
+        real_weights = bool(self.plan.pretrained or config.weights)
         rule = rule_for(precision, real_weights, config.min_agreement)
-        weights = "pretrained" if config.pretrained else (f"file:{Path(config.weights).name}" if config.weights else "random")
+        weights = "pretrained" if self.plan.pretrained else (f"file:{Path(config.weights).name}" if config.weights else "random")
         entry = ManifestEntry(
             format=fmt, precision=precision, status="failed", file=self.plan.file_name(fmt, precision),
             model=info.name, weights=weights, num_classes=config.num_classes, classes=self.plan.classes,
@@ -299,6 +324,10 @@ class _EntryContext:
                            "resize": "shorter side to resolution / crop_pct, centre crop",
                            "scale": "1/255, then (x - mean) / std", "layout": "NHWC" if config.nhwc else "NCHW"},
             parity_rule=rule.as_dict(), calibration=self.sets.describe() if precision == "int8" else None,
+            # random weights: latency and size are real, the decisions are noise (parity is a cosine check)
+            benchmark_only=weights == "random",
+            # layers kept float, the tuning metric and the latency cost (edgecls.export.accuracy)
+            accuracy_budget=result.get("accuracy_budget") if precision == "int8" else None,
             runtime=result.get("runtime"), tools=tool_versions(fmt), target=profile.name,
             settings=profile.options.get(fmt, {}).get(precision),
             seconds={"export": result.get("export_seconds"), "parity": result.get("parity_seconds"),

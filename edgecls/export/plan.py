@@ -23,7 +23,10 @@ class ExportConfig:
 
     model: str
     weights: str | Path | None = None
-    pretrained: bool = False
+    pretrained: bool = False  # demand the built-in weights (an error for a model without them)
+    # Without --weights / --pretrained a model with built-in weights gets them; random weights only
+    # on request, and their artifacts are flagged "benchmark only" (their decisions mean nothing).
+    random_weights: bool = False
     formats: Sequence[str] | None = None  # None: the target's formats (explicit --target) or all
     precisions: Sequence[str] | None = None  # None: fp32, or the target's precisions when --target is given
     extra_precisions: Sequence[str] = ()  # added to the above (--int8, --fp16)
@@ -36,7 +39,10 @@ class ExportConfig:
     opset: int = 18
     target: str | None = None
     out: Path = Path("out")
-    min_agreement: float | None = None
+    min_agreement: float | None = None  # int8 parity gate, and the budget int8 is tuned to (edgecls.export.accuracy)
+    max_drop: float | None = None  # int8 may lose at most this many top-1 points on the labeled ``val`` folder
+    val: str | Path | None = None
+    sensitivity: bool = False  # write each int8 artifact's per-layer sensitivity ranking (CSV + PNG) into ``out``
     num_classes: int = 1000
     timeout: float = DEFAULT_TIMEOUT_SECONDS
 
@@ -51,6 +57,7 @@ class ExportPlan:
     formats: list[str]
     precisions: list[str]
     resolution: int
+    pretrained: bool = False  # the built-in weights: asked for, or the default of a model that has them
     classes: list[str] | None = None  # a `train` checkpoint's class names
     head_hidden: int | None = None  # a `train` checkpoint's hidden head layer
 
@@ -118,8 +125,21 @@ def check_numbers(config: ExportConfig) -> None:
         raise InvalidArgumentError("give either --batch B or --dynamic-batch, not both")
     if config.min_agreement is not None and not 0.0 <= config.min_agreement <= 1.0:
         raise InvalidArgumentError(f"--min-agreement must be between 0 and 1 (e.g. 0.95), got {config.min_agreement}")
+    if config.max_drop is not None and config.val is None:
+        raise InvalidArgumentError("--max-drop needs labeled data: add --val DIR (one subfolder per class), "
+                                   "or use --min-agreement A without labels")
+    if config.val is not None and config.max_drop is None:
+        raise InvalidArgumentError("--val DIR is the data of --max-drop P: add --max-drop (top-1 points, e.g. 1.0)")
+    if config.max_drop is not None and config.min_agreement is not None:
+        raise InvalidArgumentError("give either --max-drop P (with --val) or --min-agreement A, not both")
+    if config.max_drop is not None and not 0.0 <= config.max_drop <= 100.0:
+        raise InvalidArgumentError(f"--max-drop is in top-1 points between 0 and 100 (e.g. 1.0), got {config.max_drop}")
+    if config.val is not None and not Path(config.val).exists():
+        raise EdgeclsError(f"--val data not found: {config.val} (a folder with one subfolder per class, or a CSV)")
     if config.weights is not None and config.pretrained:
         raise InvalidArgumentError("give either --weights FILE or --pretrained, not both")
+    if config.random_weights and (config.weights is not None or config.pretrained):
+        raise InvalidArgumentError("give either --random-weights or --weights FILE / --pretrained, not both")
     if config.weights is not None and not Path(config.weights).is_file():
         raise EdgeclsError(f"weights file not found: {config.weights}")
     if not config.timeout or config.timeout <= 0:
@@ -171,7 +191,9 @@ def make_plan(config: ExportConfig) -> ExportPlan:
     resolution = info.check_resolution(info.resolution if config.resolution is None else config.resolution)
     check_settings(profile, formats, precisions)
     check_output_folder(Path(config.out))
-    return ExportPlan(config, info, profile, formats, precisions, resolution,
+    pretrained = config.pretrained or (config.weights is None and not config.random_weights
+                                       and info.pretrained is not None and config.num_classes == info.num_classes)
+    return ExportPlan(config, info, profile, formats, precisions, resolution, pretrained=pretrained,
                       classes=list(trained["classes"]) if trained else None,
                       head_hidden=(trained or {}).get("head_hidden"))
 

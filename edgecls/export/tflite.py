@@ -35,7 +35,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import warnings
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Iterator
@@ -46,6 +48,78 @@ from edgecls.errors import EdgeclsError, InvalidArgumentError, MissingDependency
 from edgecls.export.base import PRECISIONS, Exporter, ExportRequest
 
 SIGNATURE = "serving_default"  # the one signature litert-torch writes
+COMPUTE_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL")
+
+
+@dataclass
+class TFLiteInt8Settings:
+    """ai-edge-quantizer settings (the ``[tflite.int8]`` table of a target profile)."""
+
+    # "minmax": the range over the whole calibration set; "moving_average": the quantizer's own
+    # default (per-sample ranges averaged with factor 0.95, so outliers are partly clipped);
+    # "percentile": per tensor, the given percentile of the per-sample maxima (and the mirrored
+    # one of the minima), a robust range that ignores the few most extreme images.
+    activation_range: str = "minmax"
+    percentile: float = 99.0
+    per_channel: bool = True  # per-channel (else per-tensor) int8 weights
+    activation_bits: int = 8  # 16: int16 activations x int8 weights (more accurate; XNNPACK runs it slower)
+    # Ops left in float: output tensor names, or "first" / "last" for the first / last conv or
+    # fully-connected op. The accuracy budget adds the most sensitive ops here.
+    float_ops: list = field(default_factory=list)
+
+    @classmethod
+    def from_request(cls, request: ExportRequest) -> "TFLiteInt8Settings":
+        table = dict((request.options.get("tflite", {}) or {}).get("int8") or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(table) - known)
+        if unknown:
+            raise InvalidArgumentError(f"unknown [tflite.int8] setting(s) {', '.join(unknown)}: use {', '.join(sorted(known))}")
+        settings = cls(**table)
+        if settings.activation_range not in ("minmax", "moving_average", "percentile"):
+            raise InvalidArgumentError("[tflite.int8] activation_range must be minmax, moving_average or percentile, "
+                                       f"not {settings.activation_range!r}")
+        if settings.activation_bits not in (8, 16):
+            raise InvalidArgumentError(f"[tflite.int8] activation_bits must be 8 or 16, not {settings.activation_bits!r}")
+        if not isinstance(settings.float_ops, list) or not all(isinstance(n, str) for n in settings.float_ops):
+            raise InvalidArgumentError("[tflite.int8] float_ops must be a list of op output names or 'first' / 'last'")
+        return settings
+
+
+def compute_ops(content: bytes) -> list[str]:
+    """Scopes (output tensor names) of the conv / fully-connected ops in execution order."""
+    from ai_edge_quantizer.utils import tfl_flatbuffer_utils as tfl
+
+    model = tfl.read_model(bytearray(content))
+    subgraph = model.subgraphs[0]
+    return [tfl.get_op_scope(op, subgraph.tensors) for index, op in enumerate(subgraph.operators)
+            if tfl.get_op_name_by_index(model, 0, index) in COMPUTE_OPS]
+
+
+def resolve_float_ops(content: bytes, names: list[str]) -> list[str]:
+    ops = compute_ops(content)
+    resolved = []
+    for name in names:
+        if name in ("first", "last"):
+            if ops:
+                resolved.append(ops[0] if name == "first" else ops[-1])
+        elif name in ops:
+            resolved.append(name)
+        else:
+            raise InvalidArgumentError(f"[tflite.int8] float_ops: no conv / fully-connected op named {name!r}")
+    return list(dict.fromkeys(resolved))
+
+
+def _percentile_ranges(samples: dict[str, list[dict]], percentile: float) -> dict[str, dict]:
+    """Per tensor, the ``percentile`` of per-sample maxima and the mirrored one of the minima."""
+    ranges = {}
+    for name, qsvs in samples.items():
+        mins = np.stack([np.asarray(q["min"], dtype=np.float32) for q in qsvs])
+        maxs = np.stack([np.asarray(q["max"], dtype=np.float32) for q in qsvs])
+        ranges[name] = {"min": np.percentile(mins, 100 - percentile, axis=0).astype(np.float32),
+                        "max": np.percentile(maxs, percentile, axis=0).astype(np.float32)}
+    return ranges
+
+
 # Smallest calibrated activation range: an int8 scale of at least 2**-12 (see _at_least_min_span).
 MIN_ACTIVATION_SPAN = 255 * 2.0**-12
 
@@ -169,12 +243,35 @@ def _float16_weights(content: bytes) -> bytes:
     return bytes(fp16.quantize(enable_progress_bar=False, enable_progress_report=False).quantized_model)
 
 
-def _full_integer(content: bytes, request: ExportRequest) -> bytes:
+def _full_integer(content: bytes, request: ExportRequest, settings: "TFLiteInt8Settings | None" = None) -> bytes:
     """The float32 flatbuffer quantized to int8 weights and activations, calibrated on the request's images."""
     aeq = _import_quantizer()
+    settings = settings or TFLiteInt8Settings.from_request(request)
+    recipe_manager = int8_recipe(content, request, settings)
+    input_name = _input_name(content)
+    samples = [{input_name: batch} for batch in _calibration_batches(request)]
+    try:
+        with warnings.catch_warnings():
+            # Calibration keeps every intermediate tensor on purpose; the interpreter's debugging warning is noise.
+            warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*")
+            ranges = calibrated_ranges(content, samples, recipe_manager, settings)
+            int8 = aeq.quantizer.Quantizer(bytearray(content), recipe_manager.get_quantization_recipe())
+            result = int8.quantize(ranges, enable_progress_bar=False, enable_progress_report=False)
+        return bytes(result.quantized_model)
+    except Exception as exc:
+        raise EdgeclsError(
+            f"ai-edge-quantizer cannot quantize {_model_name(request)} to int8: {_first_line(exc)}"
+        ) from exc
+
+
+def int8_recipe(content: bytes, request: ExportRequest, settings: TFLiteInt8Settings):
+    """The quantizer's recipe manager for ``settings`` (full integer, the float ops left out)."""
+    aeq = _import_quantizer()
+    granularity = aeq.qtyping.QuantGranularity.CHANNELWISE if settings.per_channel else aeq.qtyping.QuantGranularity.TENSORWISE
     recipe_manager = aeq.recipe_manager.RecipeManager()
     recipe_manager.add_static_config(regex=".*", operation_name=aeq.qtyping.TFLOperationName.ALL_SUPPORTED,
-                                     activation_num_bits=8, weight_num_bits=8)  # = recipe.static_wi8_ai8()
+                                     activation_num_bits=settings.activation_bits, weight_num_bits=8,
+                                     weight_granularity=granularity)  # 8/8 channelwise = recipe.static_wi8_ai8()
     if request.is_attention_model:
         # Softmax stays float: TFLite's int8 softmax has a fixed output scale of 1/256, too coarse
         # for attention weights that sharpen on a few tokens. Measured on random-weight
@@ -182,29 +279,38 @@ def _full_integer(content: bytes, request: ExportRequest) -> bytes:
         # (no other single op type moved it by more than 0.005).
         recipe_manager.add_quantization_config(regex=".*", operation_name=aeq.qtyping.TFLOperationName.SOFTMAX,
                                                algorithm_key=aeq.algorithm_manager.AlgorithmName.NO_QUANTIZE)
-    int8_recipe = recipe_manager.get_quantization_recipe()
-    input_name = _input_name(content)
-    samples = [{input_name: batch} for batch in _calibration_batches(request)]
-    try:
-        # Ranges are the min / max over the whole calibration set. The quantizer's default, a
-        # moving average (factor 0.95) of per-sample ranges, remembers only the last ~20 samples and
-        # clips the rest: on tf_efficientnet_lite0 @ 96 px with 100 images it kept the top-1 of 4 of
-        # the 9 built-in photos, against 8 of 9 with the global range.
-        with warnings.catch_warnings():
-            # Calibration keeps every intermediate tensor on purpose; the interpreter's debugging warning is noise.
-            warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*")
-            calibrator = aeq.calibrator.Calibrator(
-                bytearray(content), num_threads=os.cpu_count() or 1, qsv_update_func=aeq.qsv_utils.min_max_update
-            )
-            calibrator.calibrate({SIGNATURE: samples}, recipe_manager)
-            ranges = {name: _at_least_min_span(qsv) for name, qsv in calibrator.get_model_qsvs().items()}
-            int8 = aeq.quantizer.Quantizer(bytearray(content), int8_recipe)
-            result = int8.quantize(ranges, enable_progress_bar=False, enable_progress_report=False)
-        return bytes(result.quantized_model)
-    except Exception as exc:
-        raise EdgeclsError(
-            f"ai-edge-quantizer cannot quantize {_model_name(request)} to int8: {_first_line(exc)}"
-        ) from exc
+    for scope in resolve_float_ops(content, settings.float_ops):  # later, narrower entries win
+        recipe_manager.add_quantization_config(regex=f"^{re.escape(scope)}$",
+                                               operation_name=aeq.qtyping.TFLOperationName.ALL_SUPPORTED,
+                                               algorithm_key=aeq.algorithm_manager.AlgorithmName.NO_QUANTIZE)
+    return recipe_manager
+
+
+def calibrated_ranges(content: bytes, samples: list[dict], recipe_manager, settings: TFLiteInt8Settings) -> dict:
+    """Activation ranges of every tensor over ``samples``, by ``settings.activation_range``.
+
+    "minmax" is the default: the quantizer's own moving average (factor 0.95) of per-sample ranges
+    remembers only the last ~20 samples and clips the rest: on tf_efficientnet_lite0 @ 96 px with
+    100 images it kept the top-1 of 4 of the 9 built-in photos, against 8 of 9 with the global range.
+    """
+    aeq = _import_quantizer()
+    threads = os.cpu_count() or 1
+    if settings.activation_range == "percentile":
+        collected: dict[str, list[dict]] = {}
+        for sample in samples:  # one sample per call: the per-sample ranges are what the percentile needs
+            calibrator = aeq.calibrator.Calibrator(bytearray(content), num_threads=threads,
+                                                   qsv_update_func=aeq.qsv_utils.min_max_update)
+            calibrator.calibrate({SIGNATURE: [sample]}, recipe_manager)
+            for name, qsv in calibrator.get_model_qsvs().items():
+                if isinstance(qsv, dict) and "min" in qsv and "max" in qsv:
+                    collected.setdefault(name, []).append(qsv)
+        ranges = _percentile_ranges(collected, settings.percentile)
+    else:
+        update = aeq.qsv_utils.min_max_update if settings.activation_range == "minmax" else aeq.qsv_utils.moving_average_update
+        calibrator = aeq.calibrator.Calibrator(bytearray(content), num_threads=threads, qsv_update_func=update)
+        calibrator.calibrate({SIGNATURE: samples}, recipe_manager)
+        ranges = calibrator.get_model_qsvs()
+    return {name: _at_least_min_span(qsv) for name, qsv in ranges.items()}
 
 
 def _at_least_min_span(qsv: dict) -> dict:

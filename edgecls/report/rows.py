@@ -53,12 +53,17 @@ def _parity_text(record: dict) -> str:
         agreement = next((parity[k] for k in ("top1_agreement", "top1_match", "agreement")
                           if isinstance(parity.get(k), (int, float))), None)
         if agreement is not None:
-            figures.append(f"top-1 {agreement * 100 if agreement <= 1 else agreement:.0f}%")
+            text = f"top-1 {agreement * 100 if agreement <= 1 else agreement:.0f}%"
+            if isinstance(parity.get("agreement_low"), (int, float)):
+                text += f" [{parity['agreement_low'] * 100:.0f}-{parity['agreement_high'] * 100:.0f}] n={parity.get('inputs')}"
+            figures.append(text)
         if isinstance(parity.get("min_cosine"), (int, float)):
             figures.append(f"cos {parity['min_cosine']:.4f}")
         elif isinstance(parity.get("max_abs_diff"), (int, float)):
             figures.append(f"max |d| {parity['max_abs_diff']:.2g}")
     mark = "pass" if passed else "FAIL"
+    if record.get("weights") == "random":
+        figures.append("random weights: benchmark only")
     return f"{mark} ({', '.join(figures)})" if figures else mark
 
 
