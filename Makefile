@@ -11,6 +11,8 @@ PYTEST_ARGS ?= -n 2 --dist loadgroup
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
+	# Debian packages the tests use: a real OpenSSH server for the device tests.
+	test -x /usr/sbin/sshd || (apt-get update -q && apt-get install -y -q openssh-server)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch==2.13.0 resolves to the CPU wheel shipped on this machine kind (see constraints.txt).

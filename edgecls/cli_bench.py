@@ -85,6 +85,9 @@ def bench(
     resolution: Optional[int] = typer.Option(None, "--resolution", "-r",
                                              help="input side for model names and dynamic-size artifacts"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="write every result, raw times included, here"),
+    device: Optional[list[str]] = typer.Option(
+        None, "--device", "-d", help="measure on ssh://user@host[:port] or a name from the devices file (repeatable)"),
+    devices_file: Optional[Path] = typer.Option(None, "--devices", help="devices file (default benchmarks/devices.toml)"),
 ) -> None:
     """Latency (p50/p90/p99), throughput, peak RSS, MACs and GFLOP/s, each measurement in a fresh process."""
     from edgecls.bench.device import describe_device
@@ -92,6 +95,13 @@ def bench(
     from edgecls.bench.stats import TimingConfig
 
     timing = TimingConfig(warmup_runs, warmup_seconds, min_runs, min_seconds, max_seconds)
+    if device:
+        from edgecls.cli_devices import bench_on_devices
+
+        resolved = resolve_targets(targets, resolution=resolution)
+        bench_on_devices(resolved, device, devices_file, parse_threads(threads) if threads else None, batch, timing,
+                         json_out, _print_results)
+        return
     thread_counts = parse_threads(threads) if threads else [describe_device().usable_cores]
     resolved = resolve_targets(targets, weights=str(weights) if weights else None, resolution=resolution)
     single = len(resolved) * len(thread_counts) == 1
