@@ -37,22 +37,10 @@ def _event_printer(total: int):
     return on_event
 
 
-def per_device(results: dict) -> list[tuple[str, dict]]:
-    """The merged results split into one local-looking results dict per device that answered."""
-    out = []
-    for name, entry in results["devices"].items():
-        if not entry.get("description"):
-            continue
-        out.append((name, {**results, "device": entry["description"],
-                           "results": [r for r in results["results"] if r.get("device_name") == name],
-                           "errors": [e for e in results["errors"] if e.get("device") == name]}))
-    return out
-
-
 def bench_on_devices(targets, device_names: list[str], devices_file: Path | None, threads: list | None, batch: int,
                      timing, json_out: Path | None, print_results) -> None:
     from edgecls.devices.config import resolve_devices
-    from edgecls.devices.pool import run_on_devices
+    from edgecls.devices.pool import per_device, run_on_devices
 
     devices = resolve_devices(device_names, devices_file)
     total = sum(len(targets) * len(threads or d.threads or [None]) for d in devices)

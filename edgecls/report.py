@@ -46,6 +46,11 @@ def load_results(paths: list[Path]) -> list[dict]:
         if not isinstance(data, dict) or not str(data.get("schema", "")).startswith(SCHEMA_PREFIX):
             raise EdgeclsError(f"{path} is not an edgecls benchmark results file (no '{SCHEMA_PREFIX}' schema)")
         data["_source"] = str(path)
+        if data.get("devices"):  # a device pool's merged file: one results set per device, named as in the pool
+            from edgecls.devices.pool import per_device
+
+            loaded.extend({**sub, "device_name": name} for name, sub in per_device(data))
+            continue
         loaded.append(data)
     return loaded
 
@@ -118,7 +123,7 @@ def flatten(results: list[dict]) -> list[dict]:
     rows = []
     for data in results:
         device = data.get("device", {})
-        device_name = device.get("slug") or device.get("cpu") or "unknown device"
+        device_name = data.get("device_name") or device.get("slug") or device.get("cpu") or "unknown device"
         for record in data.get("results", []):
             latency = record.get("latency", {})
             macs = record.get("macs")
@@ -268,11 +273,13 @@ def markdown(results: list[dict], rows: list[dict], picks: list[dict], plots: li
     seen = set()
     for data in results:
         device = data.get("device", {})
-        if device.get("slug") in seen:
+        name = data.get("device_name") or device.get("slug")
+        if name in seen:
             continue
-        seen.add(device.get("slug"))
+        seen.add(name)
         versions = ", ".join(f"{k} {v}" for k, v in device.get("versions", {}).items())
-        lines.append(f"- **{device.get('slug')}**: {device.get('cpu')}, {device.get('physical_cores')} cores, "
+        slug = f" ({device.get('slug')})" if name != device.get("slug") else ""
+        lines.append(f"- **{name}**{slug}: {device.get('cpu')}, {device.get('physical_cores')} cores, "
                      f"ISA {' '.join(device.get('isa', [])) or '-'}, {device.get('os')}, Python {device.get('python')}; "
                      f"{versions}")
         lines.append(f"  - {device.get('fp32_peak_formula')}")

@@ -30,6 +30,10 @@ writes ``<results>/<device>/<date>.json``. A suite file looks like::
     [output]
     dir = "../results"            # relative to the suite file
 
+    devices = ["pi4", "graviton"] # optional: measure on these devices (names from devices_file) instead
+    devices_file = "../devices.toml"  # relative to the suite file (the default)
+    device_pool = "each"          # "each": every measurement on every device; "any": once, on a free device
+
 Every key is checked: a typo is an error naming the key and the allowed ones, not a silently
 ignored setting.
 """
@@ -45,7 +49,7 @@ from typing import Any
 from edgecls.errors import EdgeclsError, InvalidArgumentError
 
 TOP_KEYS = {"name", "description", "models", "formats", "precisions", "threads", "batch", "torch_baseline",
-            "weights", "resolution", "timing", "export", "output"}
+            "weights", "resolution", "timing", "export", "output", "devices", "devices_file", "device_pool"}
 TIMING_KEYS = {"warmup_runs", "warmup_seconds", "min_runs", "min_seconds", "max_seconds"}
 EXPORT_KEYS = {"dir", "calib", "calib_size", "timeout", "target"}
 OUTPUT_KEYS = {"dir"}
@@ -80,6 +84,9 @@ class Suite:
     calib_size: int = 100
     export_timeout: float = 1800.0
     export_target: str | None = None
+    devices: list[str] = field(default_factory=list)  # names or ssh:// URLs; empty: this machine
+    devices_file: Path | None = None
+    device_pool: str = "each"
 
     def thread_counts(self) -> list[int]:
         from edgecls.bench.device import describe_device
@@ -218,6 +225,11 @@ def load_suite(path: Path, check_models: bool = True) -> Suite:
     export = data.get("export", {})
     output = data.get("output", {})
     base = path.resolve().parent
+    devices = data.get("devices", [])
+    if not isinstance(devices, list) or not all(isinstance(d, str) and d for d in devices):
+        raise _error(path, "'devices' must be a list of device names (from devices_file) or ssh:// URLs")
+    if data.get("device_pool", "each") not in ("each", "any"):
+        raise _error(path, f"'device_pool' must be \"each\" or \"any\", got {data['device_pool']!r}")
     return Suite(
         path=path,
         name=str(data.get("name", path.stem)),
@@ -233,6 +245,9 @@ def load_suite(path: Path, check_models: bool = True) -> Suite:
         calib_size=_positive_int(path, export.get("calib_size", 100), "export.calib_size"),
         export_timeout=float(export.get("timeout", 1800)),
         export_target=export.get("target"),
+        devices=devices,
+        devices_file=(base / data.get("devices_file", "../devices.toml")).resolve(),
+        device_pool=data.get("device_pool", "each"),
     )
 
 
@@ -367,6 +382,13 @@ def run_suite(
         plan.append((model, targets))
     if export_only:
         return None
+    if suite.devices:
+        from edgecls.suite_devices import bench_plan_on_devices, pool_folder_name
+
+        pooled = bench_plan_on_devices(suite, [t for _, targets in plan for t in targets], results, console)
+        out = results_path(results_dir, pool_folder_name(list(pooled["devices"])))
+        out.write_text(json.dumps(pooled, indent=1))
+        return out
 
     total = sum(len(targets) for _, targets in plan) * len(threads)
     device = describe_device()

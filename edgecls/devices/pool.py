@@ -207,3 +207,15 @@ def run_on_devices(
 
     return asyncio.run(_run(devices, targets, threads_for, batch, timing, mode, retries, backoff,
                             on_event or (lambda event: None)))
+
+
+def per_device(results: dict) -> list[tuple[str, dict]]:
+    """Merged pool results split into one local-looking results set per device that answered."""
+    out = []
+    for name, entry in results.get("devices", {}).items():
+        if not entry.get("description"):
+            continue
+        out.append((name, {**results, "device": entry["description"],
+                           "results": [r for r in results["results"] if r.get("device_name") == name],
+                           "errors": [e for e in results["errors"] if e.get("device") == name]}))
+    return out
