@@ -88,6 +88,9 @@ def bench(
     device: Optional[list[str]] = typer.Option(
         None, "--device", "-d", help="measure on ssh://user@host[:port] or a name from the devices file (repeatable)"),
     devices_file: Optional[Path] = typer.Option(None, "--devices", help="devices file (default benchmarks/devices.toml)"),
+    verify: Optional[bool] = typer.Option(
+        None, "--verify/--no-verify", help="recompute parity where the artifact runs, from the export folder's "
+                                           "inputs and PyTorch outputs (default: on with --device, off here)"),
 ) -> None:
     """Latency (p50/p90/p99), throughput, peak RSS, MACs and GFLOP/s, each measurement in a fresh process."""
     from edgecls.bench.device import describe_device
@@ -100,7 +103,7 @@ def bench(
 
         resolved = resolve_targets(targets, resolution=resolution)
         bench_on_devices(resolved, device, devices_file, parse_threads(threads) if threads else None, batch, timing,
-                         json_out, _print_results)
+                         json_out, _print_results, verify=verify is not False)
         return
     thread_counts = parse_threads(threads) if threads else [describe_device().usable_cores]
     resolved = resolve_targets(targets, weights=str(weights) if weights else None, resolution=resolution)
@@ -108,6 +111,10 @@ def bench(
     # One measurement: its error is the command's error. Several: report what failed, keep the rest.
     results = run_benchmarks(resolved, thread_counts, batch, timing, stop_on_error=single,
                              on_result=_progress_printer(len(resolved) * len(thread_counts)))
+    if verify:
+        from edgecls.bench.verify import attach
+
+        attach(results, resolved)
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(results, indent=1))
@@ -116,6 +123,11 @@ def bench(
     _print_results(results)
     if json_out:
         typer.echo(f"wrote {json_out}")
+    if verify:
+        from edgecls.cli_devices import report_parity
+
+        if report_parity(results):
+            raise typer.Exit(1)
 
 
 def _progress_printer(total: int):

@@ -158,3 +158,44 @@ def test_device_urls_and_files_are_checked(tmp_path):
     (tmp_path / "devices.toml").write_text('[[device]]\nname = "pi"\nssh = "ssh://pi@pi.local"\nthreads = [1]\n')
     unknown = _cli(["bench", str(TINY_TFLITE), "--devices", "devices.toml", "--device", "pi5"], tmp_path)
     assert unknown.returncode == 2 and "unknown device 'pi5'" in unknown.stderr and "pi" in unknown.stderr
+
+
+def _tiny_export_folder(folder: Path, scale_reference: float = 1.0) -> Path:
+    """An export folder as the pipeline writes it: artifact, manifest with its parity rule, parity inputs and
+    reference outputs. The reference is computed by onnx's own ReferenceEvaluator, not by any runtime."""
+    import numpy as np
+    from onnx.reference import ReferenceEvaluator
+
+    folder.mkdir(parents=True, exist_ok=True)
+    onnx_path = write_tiny_onnx(folder / "tiny_fp32.onnx")
+    inputs = np.random.default_rng(1).standard_normal((6, 3, 32, 32)).astype(np.float32)
+    reference = np.concatenate([ReferenceEvaluator(str(onnx_path)).run(None, {"input": x[None]})[0] for x in inputs])
+    np.save(folder / "tiny_r32.parity-inputs.npy", inputs)
+    np.save(folder / "tiny_r32.reference.npy", reference * scale_reference)
+    (folder / "manifest.json").write_text(json.dumps({"artifacts": [{
+        "file": onnx_path.name, "format": "onnx", "precision": "fp32", "status": "passed", "model": "tiny",
+        "parity": {"max_abs_diff": 0.0, "max_rel_diff": 1e-7, "min_cosine": 1.0, "mean_cosine": 1.0,
+                   "top1_agreement": 1.0, "inputs": 6},
+        "parity_rule": {"precision": "fp32", "max_rel_diff": 1e-4},
+        "parity_data": {"inputs": "tiny_r32.parity-inputs.npy", "reference": "tiny_r32.reference.npy"}}]}))
+    return folder
+
+
+def test_verify_recomputes_parity_on_the_device(sshd, cache, tmp_path):
+    good = _tiny_export_folder(tmp_path / "good")
+    result = _cli(["bench", str(good), "--device", _device_url(sshd, cache), "--json", "v.json", *FAST], tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (record,) = json.loads((tmp_path / "v.json").read_text())["results"]
+    check = record["device_parity"]
+    assert check["checked"] and check["passed"] and check["figures"]["inputs"] == 6
+    assert check["figures"]["max_rel_diff"] <= 1e-5 and check["export_figures"]["max_rel_diff"] == 1e-7
+    assert "parity here" in result.stdout and "passed" in result.stdout
+
+    # An artifact that computes something else than its reference fails its rule there: exit 1, said why.
+    bad = _tiny_export_folder(tmp_path / "bad", scale_reference=1.01)
+    failed = _cli(["bench", str(bad), "--device", _device_url(sshd, cache), *FAST], tmp_path)
+    assert failed.returncode == 1, failed.stderr[-2000:]
+    assert "FAILED: max relative diff" in failed.stdout
+    # The same check runs locally with --verify.
+    local = _cli(["bench", str(bad), "--verify", *FAST], tmp_path)
+    assert local.returncode == 1 and "FAILED: max relative diff" in local.stdout

@@ -24,6 +24,10 @@ def run_spec(spec: dict) -> dict:
     # No thread count given: every usable core of the device, as a local `edgecls bench` does.
     threads = [n or describe_device().usable_cores for n in spec["threads"]]
     results = run_benchmarks(targets, threads, spec.get("batch", 1), TimingConfig(**spec["timing"]))
+    if spec.get("verify"):
+        from edgecls.bench.verify import attach
+
+        attach(results, targets)
     results["agent"] = {"edgecls_version": edgecls.__version__, "edgecls_path": str(Path(edgecls.__file__).parent),
                         "python": sys.executable}
     return results

@@ -71,10 +71,11 @@ def _merged_skeleton(timing, batch: int, mode: str, devices: list[Device]) -> di
 
 async def _worker(device: Device, queue: collections.deque, shared: bool, live: dict, locks: dict,
                   merged: dict, batch: int, timing, retries: int, backoff: float,
-                  emit: Callable[[PoolEvent], None]) -> None:
+                  emit: Callable[[PoolEvent], None], verify: bool) -> None:
     from edgecls.devices.ssh import DeviceDropped, DeviceSession
 
     session: DeviceSession | None = None
+    verified: dict[str, dict] = {}  # target label -> parity computed on this device
     entry = merged["devices"][device.name]
     lock = locks.setdefault((device.host, device.port), asyncio.Lock())
 
@@ -94,7 +95,9 @@ async def _worker(device: Device, queue: collections.deque, shared: bool, live: 
                     await session.connect()
                     await session.prepare()
                     emit(PoolEvent("connected", device, message=session.info.get("machine", "")))
-                results = await session.measure([job.target], [job.threads], batch, timing)
+                # Parity once per artifact and device, however many thread counts are measured.
+                check = verify and job.target.label not in verified
+                results = await session.measure([job.target], [job.threads], batch, timing, verify=check)
         except DeviceDropped as exc:
             if session is not None:
                 await session.close()
@@ -124,6 +127,8 @@ async def _worker(device: Device, queue: collections.deque, shared: bool, live: 
             merged["device"] = merged["device"] or description
             merged.setdefault("gflops_rule", results.get("gflops_rule"))
         for record in results.get("results", []):
+            if verify:
+                record["device_parity"] = verified.setdefault(job.target.label, record.get("device_parity"))
             record["remote_file"], record["file"] = record.get("file"), job.target.path
             record["target"] = job.target.label
             record["device_name"] = device.name
@@ -155,7 +160,7 @@ def _give_up(device: Device, job: Job, queue: collections.deque, shared: bool, l
 
 
 async def _run(devices: list[Device], targets: list, threads_for: Callable[[Device], list], batch: int, timing,
-               mode: str, retries: int, backoff: float, emit) -> dict:
+               mode: str, retries: int, backoff: float, emit, verify: bool) -> dict:
     merged = _merged_skeleton(timing, batch, mode, devices)
     locks: dict = {}
     live = {d.name: d for d in devices}
@@ -167,7 +172,7 @@ async def _run(devices: list[Device], targets: list, threads_for: Callable[[Devi
     workers = devices
     while workers:
         await asyncio.gather(*(_worker(d, queues[d.name], mode == "any", live, locks, merged, batch, timing, retries,
-                                       backoff, emit) for d in workers))
+                                       backoff, emit, verify) for d in workers))
         # "any": a device that failed late hands its job back after the others finished: run again.
         workers = [d for d in devices if d.name in live and queues[d.name]] if mode == "any" else []
     if mode == "any":  # every device failed with work left: list it
@@ -188,8 +193,13 @@ def run_on_devices(
     retries: int = 2,
     backoff: float = 1.0,
     on_event: Callable[[PoolEvent], None] | None = None,
+    verify: bool = True,
 ) -> dict:
-    """Every target x thread count on the devices; ``threads=None`` uses each device's own list."""
+    """Every target x thread count on the devices; ``threads=None`` uses each device's own list.
+
+    ``verify``: recompute each artifact's parity on each device (edgecls.bench.verify) from the
+    inputs and PyTorch outputs its export folder keeps.
+    """
     from edgecls.bench.stats import TimingConfig
     from edgecls.errors import InvalidArgumentError
 
@@ -206,7 +216,7 @@ def run_on_devices(
         return list(threads) if threads else (list(device.threads) or [None])
 
     return asyncio.run(_run(devices, targets, threads_for, batch, timing, mode, retries, backoff,
-                            on_event or (lambda event: None)))
+                            on_event or (lambda event: None), verify))
 
 
 def per_device(results: dict) -> list[tuple[str, dict]]:

@@ -250,13 +250,26 @@ class DeviceSession:
 
     # -- measuring --------------------------------------------------------------------------
 
-    async def measure(self, targets: list, threads: list, batch: int, timing) -> dict:
-        """``run_benchmarks`` on the device for local Targets; the results as the device wrote them."""
+    async def measure(self, targets: list, threads: list, batch: int, timing, verify: bool = False) -> dict:
+        """``run_benchmarks`` on the device for local Targets; the results as the device wrote them.
+
+        ``verify``: ship the export's parity inputs and PyTorch outputs too and recompute parity there.
+        """
+        from edgecls.bench.verify import parity_files
+
         remote_targets = []
         for target in targets:
             remote_path = await self.ship(target.path) if target.path else None
-            remote_targets.append(asdict(replace(target, path=remote_path, export_dir=None)))
-        spec = {"targets": remote_targets, "threads": list(threads), "batch": batch, "timing": timing.to_dict()}
+            entry = dict(target.manifest_entry)
+            files = parity_files(target) if verify else None
+            if files:
+                entry["parity_data"] = {"inputs": await self.ship(str(files[0])),
+                                        "reference": await self.ship(str(files[1]))}
+            else:
+                entry.pop("parity_data", None)
+            remote_targets.append(asdict(replace(target, path=remote_path, export_dir=None, manifest_entry=entry)))
+        spec = {"targets": remote_targets, "threads": list(threads), "batch": batch, "timing": timing.to_dict(),
+                "verify": verify}
         run_dir = self._remote("runs", uuid.uuid4().hex)
         await self._sftp(self.sftp.makedirs(run_dir, exist_ok=True))
         spec_path, out_path = posixpath.join(run_dir, "spec.json"), posixpath.join(run_dir, "out.json")

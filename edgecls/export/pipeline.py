@@ -287,6 +287,12 @@ def run_export(config: ExportConfig, log: Log | None = None) -> ExportRun:
                 _publish(entry, result, staging, out)
                 log(f"{fmt} {precision}: {entry['status']}" + (f" ({entry['error']})" if entry["error"] else ""))
                 entries.append(entry)
+        # Kept beside the manifest so `edgecls bench --verify` recomputes parity where the artifact runs.
+        from edgecls.bench.verify import save_parity_data
+
+        parity_data = save_parity_data(out, info.name, resolution, sets.parity, reference)
+        for entry in entries:
+            entry["parity_data"] = parity_data
         manifest_path = _merge_manifest(out, entries)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
