@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # -n auto over 2 cores; the heavy export tests are spread so the suite stays well under 30 minutes.
 PYTEST_ARGS ?= -n 2 --dist loadgroup
 
-.PHONY: setup test demo matrix bench-quick clean
+.PHONY: setup test test-arm64 demo matrix bench-quick clean
 
 setup: $(STAMP)
 
@@ -21,6 +21,14 @@ $(STAMP): pyproject.toml constraints.txt
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Emulated arm64 conformance (root): Debian arm64 root under qemu-user, edgecls[runtime] from a wheel,
+# artifacts exported here; writes benchmarks/arm64_conformance.md. Not in `make test`: it takes far
+# longer than CI's budget (see the table's timings).
+test-arm64: setup
+	test -x /usr/bin/qemu-aarch64-static -a -x /usr/sbin/debootstrap -a -x /usr/sbin/update-binfmts || \
+		(apt-get update -q && apt-get install -y -q qemu-user-static debootstrap binfmt-support)
+	$(PY) benchmarks/arm64_conformance.py
 
 demo: setup
 	$(VENV)/bin/edgecls demo

@@ -1,0 +1,54 @@
+"""Runs inside the emulated arm64 root, with the runtime-only edgecls installed from its wheel.
+
+    python inside.py EXPORTS_DIR OUT.json
+
+For every artifact of every export folder under EXPORTS_DIR: does it load (`edgecls info`, in its
+own process), does it run under the harness (one short measurement: emulated, not a benchmark),
+and its parity here against PyTorch (the export's own inputs, reference and rule) and against the
+x86 outputs of the same artifact (``<file>.x86-outputs.npy``, written by arm64_conformance.py).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+
+def main(exports: str, out: str) -> int:
+    from edgecls.bench.device import describe_device
+    from edgecls.bench.harness import run_benchmarks, targets_from_manifest
+    from edgecls.bench.stats import TimingConfig
+    from edgecls.bench.verify import verify_target
+
+    rows = []
+    timing = TimingConfig(warmup_runs=1, warmup_seconds=0, min_runs=3, min_seconds=0, max_seconds=20)
+    for folder in sorted(p.parent for p in Path(exports).glob("*/manifest.json")):
+        for target in targets_from_manifest(folder):
+            row = {"file": Path(target.path).name, "model": target.model, "format": target.format,
+                   "precision": target.precision}
+            info = subprocess.run([sys.executable, "-m", "edgecls.cli", "info", target.path, "--json"],
+                                  capture_output=True, text=True, timeout=1800)
+            row["loads"] = info.returncode == 0
+            row["load_error"] = None if row["loads"] else (info.stderr.strip().splitlines() or ["?"])[-1][:300]
+            bench = run_benchmarks([target], [1], 1, timing)
+            row["bench"] = bool(bench["results"])
+            row["bench_error"] = bench["errors"][0]["error"] if bench["errors"] else None
+            row["emulated_p50_ms"] = bench["results"][0]["latency"]["p50_ms"] if bench["results"] else None
+            row["vs_torch"] = verify_target(target, timeout=1800)
+            x86 = Path(target.path + ".x86-outputs.npy")
+            if x86.is_file():
+                entry = {**target.manifest_entry, "parity_data": {**target.manifest_entry["parity_data"],
+                                                                  "reference": str(x86)}}
+                row["vs_x86"] = verify_target(replace(target, manifest_entry=entry), timeout=1800)
+            row["export_parity"] = target.manifest_entry.get("parity")
+            print(json.dumps({k: row[k] for k in ("file", "loads", "bench")}), flush=True)
+            rows.append(row)
+    Path(out).write_text(json.dumps({"device": describe_device().to_dict(), "rows": rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], sys.argv[2]))
