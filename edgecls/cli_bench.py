@@ -151,6 +151,8 @@ def suite_run(
     exports: Optional[Path] = typer.Option(None, "--exports", help="export cache folder (default: from the suite)"),
     no_export: bool = typer.Option(False, "--no-export", help="benchmark only what is already exported"),
     export_only: bool = typer.Option(False, "--export-only", help="export what is missing, benchmark nothing"),
+    executor: str = typer.Option("local", "--executor", help="where exports run: local, or ray (a Ray cluster)"),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster HEAD:PORT (default: a local one)"),
 ) -> None:
     """Export what is missing, benchmark models x formats x precisions x threads, write results JSON."""
     from edgecls.suite import load_suite, run_suite
@@ -159,7 +161,7 @@ def suite_run(
         raise InvalidArgumentError("--no-export and --export-only exclude each other: pick one")
     suite = load_suite(suite_file)
     path = run_suite(suite, results_dir=out, exports_dir=exports, export_missing=not no_export,
-                     export_only=export_only)
+                     export_only=export_only, executor=executor, ray_address=ray_address)
     if path is None:
         typer.echo(f"exported into {exports or suite.export_dir}; benchmark with: edgecls suite run {suite_file} --no-export")
         return

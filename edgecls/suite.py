@@ -332,12 +332,17 @@ def run_suite(
     export_missing: bool = True,
     console=None,
     export_only: bool = False,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> Path | None:
     """Export what is missing, benchmark everything, write the results JSON; returns its path.
 
     ``export_only`` stops after the exports (returns None): prepare the artifacts on a build
     machine, or while other work runs, and time them later with ``export_missing=False``.
+    ``executor="ray"`` runs the exports as Ray tasks (edgecls.suite_ray); benchmarks never run there.
     """
+    if executor not in ("local", "ray"):
+        raise InvalidArgumentError(f"executor must be 'local' or 'ray', got {executor!r}")
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -352,6 +357,11 @@ def run_suite(
                           suite={"name": suite.name, "description": suite.description, "file": str(suite.path)})
 
     # Exports first (each may take minutes), so the timed part runs on a machine doing nothing else.
+    if executor == "ray" and export_missing:
+        from edgecls.suite_ray import export_on_ray
+
+        jobs = [(m, _model_folder(suite, m, exports_dir)) for m in suite.models]
+        export_on_ray(suite, [(m, f, _missing(suite, m, f)[0]) for m, f in jobs], console, address=ray_address)
     plan: list[tuple[SuiteModel, list]] = []
     for model in suite.models:
         folder = _model_folder(suite, model, exports_dir)

@@ -97,6 +97,11 @@ def test_suite_over_two_devices_one_killed_midway(tmp_path):
     assert "retrying" in log
     assert {(r["precision"], r["threads"]) for r in by_device["a"]} == {("fp32", 1), ("fp32", 2), ("fp16", 1),
                                                                           ("fp16", 2)}
+    # Parity recomputed on the device from the inputs and PyTorch outputs the export kept (once per artifact).
+    for record in by_device["a"]:
+        check = record["device_parity"]
+        assert check["checked"] and check["passed"], check
+        assert check["figures"]["inputs"] == record["parity"]["inputs"]
 
     report = subprocess.run([sys.executable, "-m", "edgecls.cli", "report", str(results_path), "--out", "report",
                              "--no-plots"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
