@@ -34,7 +34,7 @@ MIRROR = "http://deb.debian.org/debian"
 SUITE = "bookworm"  # Python 3.11, glibc 2.36: every runtime's aarch64 wheel installs
 PYTHON_VERSION = "3.11"
 MANYLINUX = ["manylinux2014_aarch64"] + [f"manylinux_2_{v}_aarch64" for v in (17, 24, 26, 27, 28, 31, 34, 35, 36)]
-MODELS = ["mobilenetv3_small_075", "squeezenet1_1"]
+MODELS = ["mobilenetv3_small_075"]  # --models adds more (each costs minutes under emulation)
 RESOLUTION = 96
 # What /proc/cpuinfo says on each emulated core (Linux arm64 format; features as the kernel lists
 # them for qemu's model of that core). MIDR parts: Neoverse-N1 0xd0c, Cortex-A72 0xd08.
@@ -93,9 +93,9 @@ def ensure_venv(root: Path, work: Path) -> str:
     return "/opt/edgecls/bin/python"
 
 
-def ensure_exports(exports: Path) -> list[Path]:
+def ensure_exports(exports: Path, models: list[str]) -> list[Path]:
     folders = []
-    for model in MODELS:
+    for model in models:
         folder = exports / f"{model}_r{RESOLUTION}"
         if not (folder / "manifest.json").is_file():
             log(f"export {model} at {RESOLUTION} px on x86 (fp32, fp16, int8; onnx, openvino, tflite)")
@@ -194,6 +194,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("/var/tmp/edgecls-arm64"))
     parser.add_argument("--cores", default="neoverse-n1,cortex-a72")
+    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated models to export and check")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "arm64_conformance.md")
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -205,7 +206,7 @@ def main() -> int:
     ensure_binfmt()
     ensure_root(root)
     python = ensure_venv(root, work)
-    folders = ensure_exports(work / "exports")
+    folders = ensure_exports(work / "exports", [m.strip() for m in args.models.split(",") if m.strip()])
     x86_outputs(folders)
     inside = root / "opt/conformance"
     shutil.rmtree(inside, ignore_errors=True)
@@ -217,8 +218,9 @@ def main() -> int:
     for core in [c.strip() for c in args.cores.split(",") if c.strip()]:
         results[core] = run_core(root, python, core, work)
         seconds[core] = results[core]["seconds"]
-    args.out.write_text(table(results, seconds))
-    args.out.with_suffix(".json").write_text(json.dumps(results, indent=1))
+        # Written after each core: a long run keeps what it has.
+        args.out.write_text(table(results, seconds))
+        args.out.with_suffix(".json").write_text(json.dumps(results, indent=1))
     log(f"wrote {args.out} in {time.monotonic() - started:.0f} s")
     failed = [(c, r["file"]) for c, d in results.items() for r in d["rows"] if not (r["loads"] and r["bench"])]
     return 1 if failed else 0

@@ -40,6 +40,29 @@ def _export_task(suite, model, folder: str, pairs: list) -> dict:
     return {"model": model.name, "pid": os.getpid(), "host": socket.gethostname(), "log": messages, "error": error}
 
 
+def _init(ray, address: str | None, cores: int) -> None:
+    from edgecls.errors import EdgeclsError
+
+    import edgecls
+
+    # Ray waits a fixed 30 s for its own node to register; a busy machine can miss that once.
+    for attempt in (1, 2):
+        try:
+            if address:
+                ray.init(address=address, runtime_env={"py_modules": [str(Path(edgecls.__file__).parent)]},
+                         log_to_driver=False)
+            else:
+                ray.init(num_cpus=cores, include_dashboard=False, log_to_driver=False)
+            return
+        except ConnectionError as exc:
+            raise EdgeclsError(f"no Ray cluster at {address}: {exc} (start one with `ray start --head`)") from None
+        except Exception as exc:  # noqa: BLE001 - Ray raises a bare Exception for a node that did not start
+            ray.shutdown()
+            if attempt == 2:
+                where = f"at {address}" if address else "on this machine"
+                raise EdgeclsError(f"Ray did not start {where}: {str(exc).splitlines()[0]}") from None
+
+
 def export_on_ray(suite, jobs: list[tuple], console, address: str | None = None) -> list[dict]:
     """``jobs``: (SuiteModel, folder, missing pairs). Returns one record per task (model, pid, host, error)."""
     try:
@@ -57,13 +80,7 @@ def export_on_ray(suite, jobs: list[tuple], console, address: str | None = None)
         return []
     started_here = not ray.is_initialized()
     if started_here:
-        if address:
-            import edgecls
-
-            ray.init(address=address, runtime_env={"py_modules": [str(Path(edgecls.__file__).parent)]},
-                     log_to_driver=False)
-        else:
-            ray.init(num_cpus=describe_device().usable_cores, include_dashboard=False, log_to_driver=False)
+        _init(ray, address, describe_device().usable_cores)
     try:
         task = ray.remote(num_cpus=1, max_retries=0)(_export_task)
         pending = {task.remote(suite, model, str(folder), pairs): model.name for model, folder, pairs in jobs}

@@ -13,15 +13,46 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
+
+
+def compare_outputs(target) -> tuple[dict, dict | None]:
+    import tempfile
+
+    import numpy as np
+
+    from edgecls.bench.verify import parity_files
+    from edgecls.export.parity import ParityRule, compare
+
+    files = parity_files(target)
+    if files is None:
+        return {"checked": False, "reason": "no parity inputs in the export folder"}, None
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "outputs.npy"
+        proc = subprocess.run([sys.executable, "-m", "edgecls.bench.verify", target.path, str(files[0]), str(out)],
+                              capture_output=True, text=True, timeout=1800)
+        if proc.returncode != 0 or not out.is_file():
+            why = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1][:300]
+            failed = {"checked": True, "passed": False, "reason": f"the artifact did not run: {why}"}
+            return failed, failed
+        outputs = np.load(out)
+    rule = ParityRule(**target.manifest_entry["parity_rule"])
+    checks = []
+    for reference in (files[1], Path(target.path + ".x86-outputs.npy")):
+        if not reference.is_file():
+            checks.append(None)
+            continue
+        figures = compare(np.load(reference), outputs)
+        reason = rule.check(figures)
+        checks.append({"checked": True, "passed": reason is None, "reason": reason, "figures": figures.as_dict(),
+                       "rule": rule.as_dict()})
+    return checks[0], checks[1]
 
 
 def main(exports: str, out: str) -> int:
     from edgecls.bench.device import describe_device
     from edgecls.bench.harness import run_benchmarks, targets_from_manifest
     from edgecls.bench.stats import TimingConfig
-    from edgecls.bench.verify import verify_target
 
     rows = []
     timing = TimingConfig(warmup_runs=1, warmup_seconds=0, min_runs=3, min_seconds=0, max_seconds=20)
@@ -37,12 +68,8 @@ def main(exports: str, out: str) -> int:
             row["bench"] = bool(bench["results"])
             row["bench_error"] = bench["errors"][0]["error"] if bench["errors"] else None
             row["emulated_p50_ms"] = bench["results"][0]["latency"]["p50_ms"] if bench["results"] else None
-            row["vs_torch"] = verify_target(target, timeout=1800)
-            x86 = Path(target.path + ".x86-outputs.npy")
-            if x86.is_file():
-                entry = {**target.manifest_entry, "parity_data": {**target.manifest_entry["parity_data"],
-                                                                  "reference": str(x86)}}
-                row["vs_x86"] = verify_target(replace(target, manifest_entry=entry), timeout=1800)
+            # One run of the artifact on the export's inputs, compared with both references.
+            row["vs_torch"], row["vs_x86"] = compare_outputs(target)
             row["export_parity"] = target.manifest_entry.get("parity")
             print(json.dumps({k: row[k] for k in ("file", "loads", "bench")}), flush=True)
             rows.append(row)

@@ -13,7 +13,6 @@ Needs numpy and the artifact's runtime only.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import tempfile
