@@ -25,7 +25,7 @@ Every key is checked: a typo names the key and the allowed ones.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -56,7 +56,6 @@ class Device:
     known_hosts: str | None = None  # None: asyncssh's default, ~/.ssh/known_hosts
     cache: str = "~/.cache/edgecls"
     connect_timeout: float = 15.0
-    extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def target(self) -> str:
