@@ -2,9 +2,9 @@
 
 1. An emulated Debian arm64 root: debootstrap --arch=arm64 bookworm (Debian's packages) run through
    qemu-user-static via binfmt_misc.
-2. Inside it, a venv with edgecls[runtime] from a wheel of this checkout and the aarch64 wheels of
-   its dependencies, downloaded from PyPI on the host (pip download --platform ..._aarch64
-   --only-binary=:all:, pinned by constraints.txt); no torch.
+2. Inside it, edgecls[runtime] from a wheel of this checkout and the aarch64 wheels of its
+   dependencies from PyPI (pip install --platform ..._aarch64 --only-binary=:all: --target, run by
+   the host's pip, pinned by constraints.txt), used by the root's Debian python3; no torch.
 3. Artifacts exported on x86 (`edgecls export`, random weights, fp32/fp16/int8, every format), and
    the x86 outputs of each artifact on its export's parity inputs.
 4. For each emulated core (QEMU_CPU): in a private mount namespace, /proc, a real sysfs (XNNPACK
@@ -64,33 +64,32 @@ def ensure_root(root: Path) -> None:
     if (root / "usr/bin/python3").exists():
         return
     log(f"debootstrap --arch=arm64 {SUITE} {root} (a few minutes under qemu)")
-    run(["debootstrap", "--arch=arm64", "--variant=minbase", "--include=python3,python3-venv,ca-certificates",
+    run(["debootstrap", "--arch=arm64", "--variant=minbase", "--include=python3",
          SUITE, str(root), MIRROR])
 
 
-def ensure_venv(root: Path, work: Path) -> str:
+def ensure_install(root: Path) -> tuple[str, str]:
+    """edgecls[runtime] for aarch64 in ``root/opt/edgecls-site``; (python, PYTHONPATH) to run it there.
+
+    The host's pip installs the aarch64 wheels with ``--platform ... --target`` (wheels are archives:
+    nothing of them runs at install time), instead of pip running under qemu inside the root, which
+    takes tens of minutes for the same files. The root's own Debian python3 runs them.
+    """
     from edgecls.devices.package import build_wheel, install_tag
 
-    marker = root / "opt/edgecls/.installed"
+    site = root / "opt/edgecls-site"
+    marker = site / ".installed"
     if marker.is_file() and marker.read_text() == install_tag():
-        return "/opt/edgecls/bin/python"
-    wheels = root / "opt/wheels"
-    wheels.mkdir(parents=True, exist_ok=True)
-    for old in wheels.glob("edgecls-*.whl"):
-        old.unlink()
-    wheel = Path(shutil.copy2(build_wheel(), wheels))
-    log("pip download the aarch64 wheels of edgecls[runtime]")
+        return "/usr/bin/python3", "/opt/edgecls-site"
+    wheel = build_wheel()
+    log("pip install --platform ..._aarch64 --target: the aarch64 wheels of edgecls[runtime] from PyPI")
+    shutil.rmtree(site, ignore_errors=True)
     platforms = [arg for tag in MANYLINUX for arg in ("--platform", tag)]
-    run([sys.executable, "-m", "pip", "download", "-q", "-c", str(REPO / "constraints.txt"), "--only-binary=:all:",
-         *platforms, "--python-version", PYTHON_VERSION, "--implementation", "cp", "-d", str(wheels),
+    run([sys.executable, "-m", "pip", "install", "-q", "-c", str(REPO / "constraints.txt"), "--only-binary=:all:",
+         *platforms, "--python-version", PYTHON_VERSION, "--implementation", "cp", "--target", str(site),
          f"{wheel}[runtime]"])
-    log("venv + pip install inside the root (emulated)")
-    shutil.rmtree(root / "opt/edgecls", ignore_errors=True)
-    run(["chroot", str(root), "python3", "-m", "venv", "/opt/edgecls"])
-    run(["chroot", str(root), "/opt/edgecls/bin/python", "-m", "pip", "install", "-q", "--no-index", "--find-links",
-         "/opt/wheels", f"/opt/wheels/{wheel.name}[runtime]"])
     marker.write_text(install_tag())
-    return "/opt/edgecls/bin/python"
+    return "/usr/bin/python3", "/opt/edgecls-site"
 
 
 def ensure_exports(exports: Path, models: list[str]) -> list[Path]:
@@ -131,14 +130,15 @@ def cpuinfo_text(core: str, processors: int) -> str:
                    for i in range(processors))
 
 
-def run_core(root: Path, python: str, core: str, work: Path) -> dict:
+def run_core(root: Path, python: str, pythonpath: str, core: str, work: Path) -> dict:
     cpuinfo = work / f"cpuinfo-{core}.txt"
     cpuinfo.write_text(cpuinfo_text(core, os.cpu_count() or 1))
     out = f"/opt/conformance/result-{core}.json"
     script = " && ".join([
         f"mount -t proc proc {root}/proc", f"mount -t sysfs sysfs {root}/sys",
         f"mount --bind {cpuinfo} {root}/proc/cpuinfo",
-        f"chroot {root} env QEMU_CPU={core} OMP_NUM_THREADS=1 {python} /opt/conformance/inside.py "
+        f"chroot {root} env QEMU_CPU={core} OMP_NUM_THREADS=1 PYTHONPATH={pythonpath} {python} "
+        "/opt/conformance/inside.py "
         f"/opt/conformance/exports {out}",
     ])
     log(f"{core}: running inside the root")
@@ -205,7 +205,7 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     ensure_binfmt()
     ensure_root(root)
-    python = ensure_venv(root, work)
+    python, pythonpath = ensure_install(root)
     folders = ensure_exports(work / "exports", [m.strip() for m in args.models.split(",") if m.strip()])
     x86_outputs(folders)
     inside = root / "opt/conformance"
@@ -216,7 +216,7 @@ def main() -> int:
     shutil.copy2(Path(__file__).parent / "arm64" / "inside.py", inside / "inside.py")
     results, seconds = {}, {}
     for core in [c.strip() for c in args.cores.split(",") if c.strip()]:
-        results[core] = run_core(root, python, core, work)
+        results[core] = run_core(root, python, pythonpath, core, work)
         seconds[core] = results[core]["seconds"]
         # Written after each core: a long run keeps what it has.
         args.out.write_text(table(results, seconds))
