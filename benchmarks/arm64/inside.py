@@ -51,7 +51,7 @@ def compare_outputs(target) -> tuple[dict, dict | None]:
 
 def main(exports: str, out: str) -> int:
     from edgecls.bench.device import describe_device
-    from edgecls.bench.harness import run_benchmarks, targets_from_manifest
+    from edgecls.bench.harness import targets_from_manifest
     from edgecls.bench.stats import TimingConfig
 
     rows = []
@@ -60,21 +60,32 @@ def main(exports: str, out: str) -> int:
         for target in targets_from_manifest(folder):
             row = {"file": Path(target.path).name, "model": target.model, "format": target.format,
                    "precision": target.precision}
-            info = subprocess.run([sys.executable, "-m", "edgecls.cli", "info", target.path, "--json"],
-                                  capture_output=True, text=True, timeout=1800)
-            row["loads"] = info.returncode == 0
-            row["load_error"] = None if row["loads"] else (info.stderr.strip().splitlines() or ["?"])[-1][:300]
-            bench = run_benchmarks([target], [1], 1, timing)
-            row["bench"] = bool(bench["results"])
-            row["bench_error"] = bench["errors"][0]["error"] if bench["errors"] else None
-            row["emulated_p50_ms"] = bench["results"][0]["latency"]["p50_ms"] if bench["results"] else None
-            # One run of the artifact on the export's inputs, compared with both references.
-            row["vs_torch"], row["vs_x86"] = compare_outputs(target)
-            row["export_parity"] = target.manifest_entry.get("parity")
-            print(json.dumps({k: row[k] for k in ("file", "loads", "bench")}), flush=True)
+            try:
+                check_one(target, row, timing)
+            except Exception as exc:  # noqa: BLE001 - one artifact's failure is a row of the table, not the end
+                row.setdefault("loads", False)
+                row.setdefault("bench", False)
+                row["bench_error"] = f"{type(exc).__name__}: {exc}"[:300]
+            print(json.dumps({k: row.get(k) for k in ("file", "loads", "bench")}), flush=True)
             rows.append(row)
     Path(out).write_text(json.dumps({"device": describe_device().to_dict(), "rows": rows}, indent=1))
     return 0
+
+
+def check_one(target, row: dict, timing) -> None:
+    from edgecls.bench.harness import run_benchmarks
+
+    info = subprocess.run([sys.executable, "-m", "edgecls.cli", "info", target.path, "--json"],
+                          capture_output=True, text=True, timeout=1800)
+    row["loads"] = info.returncode == 0
+    row["load_error"] = None if row["loads"] else (info.stderr.strip().splitlines() or ["?"])[-1][:300]
+    bench = run_benchmarks([target], [1], 1, timing)
+    row["bench"] = bool(bench["results"])
+    row["bench_error"] = bench["errors"][0]["error"] if bench["errors"] else None
+    row["emulated_p50_ms"] = bench["results"][0]["latency"]["p50_ms"] if bench["results"] else None
+    # One run of the artifact on the export's inputs, compared with both references.
+    row["vs_torch"], row["vs_x86"] = compare_outputs(target)
+    row["export_parity"] = target.manifest_entry.get("parity")
 
 
 if __name__ == "__main__":

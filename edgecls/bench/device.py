@@ -318,9 +318,9 @@ def describe_device() -> DeviceInfo:
             ghz, ghz_source = 3.2, "assumed 3.2 GHz (Apple silicon does not report its clock)"
     if not cpu or not isa or ghz is None:
         try:  # py-cpuinfo knows Windows and odd platforms; slow (it may spawn a process), so last.
-            import cpuinfo
+            import cpuinfo as py_cpuinfo  # not `cpuinfo`: that name holds this machine's CpuInfo below
 
-            info = cpuinfo.get_cpu_info()
+            info = py_cpuinfo.get_cpu_info()
             cpu = cpu or info.get("brand_raw", "")
             vendor = vendor or info.get("vendor_id_raw", "")
             if not isa:
