@@ -7,13 +7,15 @@ STAMP := $(VENV)/.installed
 # -n auto over 2 cores; the heavy export tests are spread so the suite stays well under 30 minutes.
 PYTEST_ARGS ?= -n 2 --dist loadgroup
 
-.PHONY: setup test demo matrix bench-quick layers clean
+.PHONY: setup test test-arm64 demo matrix bench-quick layers clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
-	# Debian packages: chromium renders the HTML report in tests/test_evaluate.py (headless, --dump-dom).
-	command -v chromium >/dev/null 2>&1 || (apt-get update && apt-get install -y chromium)
+	# Debian packages the tests use: chromium renders the HTML report (tests/test_evaluate.py, headless
+	# --dump-dom); a real OpenSSH server for the device tests.
+	command -v chromium >/dev/null 2>&1 && test -x /usr/sbin/sshd || \
+		(apt-get update -q && apt-get install -y -q chromium openssh-server)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch==2.13.0 resolves to the CPU wheel shipped on this machine kind (see constraints.txt).
@@ -26,6 +28,14 @@ test: setup
 
 layers: setup
 	$(VENV)/bin/lint-imports
+
+# Emulated arm64 conformance (root): Debian arm64 root under qemu-user, edgecls[runtime] from a wheel,
+# artifacts exported here; writes benchmarks/arm64_conformance.md. Not in `make test`: it takes far
+# longer than CI's budget (see the table's timings).
+test-arm64: setup
+	test -x /usr/bin/qemu-aarch64-static -a -x /usr/sbin/debootstrap -a -x /usr/sbin/update-binfmts || \
+		(apt-get update -q && apt-get install -y -q qemu-user-static debootstrap binfmt-support)
+	$(PY) benchmarks/arm64_conformance.py
 
 demo: setup
 	$(VENV)/bin/edgecls demo

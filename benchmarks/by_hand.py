@@ -119,7 +119,7 @@ def export_by_hand(name: str, resolution: int, out: Path, sets) -> list[Path]:
 
 
 def _parity(path: Path, sets, reference) -> dict:
-    from edgecls.export.parity import compare
+    from edgecls.parity import compare
     from edgecls.runtime.run import run_artifact
 
     outputs, _ = run_artifact(path, sets.parity, batch=1)

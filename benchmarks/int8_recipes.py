@@ -91,7 +91,7 @@ def export_stage(runtimes: list[str], only: list[str] | None) -> None:
     from rich.progress import Progress
 
     from edgecls.export.base import ExportRequest
-    from edgecls.export.parity import compare
+    from edgecls.parity import compare
     from edgecls.export.profiles import load_profile
     from edgecls.export.registry import exporter_class
     from edgecls.runtime.run import run_artifact

@@ -94,12 +94,18 @@ def bench(
     resolution: Optional[int] = typer.Option(None, "--resolution", "-r",
                                              help="input side for model names and dynamic-size artifacts"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="write every result, raw times included, here"),
-    no_verify: bool = typer.Option(False, "--no-verify", help="run artifacts even if they do not match the "
-                                   "sha256 of their folder's manifest.json"),
+    verify: Optional[bool] = typer.Option(
+        None, "--verify/--no-verify",
+        help="--verify: also recompute parity where the artifact runs, from the export folder's inputs and "
+             "PyTorch outputs (default: on with --device, off here); --no-verify: run artifacts even if they do "
+             "not match the sha256 of their folder's manifest.json, and recompute nothing"),
     calibrate_peak: bool = typer.Option(
         False, "--calibrate-peak", help="measure this machine's fp32/int8 GEMM and memory-bandwidth ceilings "
                                         "again (cached per device; used for the roofline of every result)"),
     plots: Optional[Path] = typer.Option(None, "--plots", help="write roofline and sweep plots (PNG) into this folder"),
+    device: Optional[list[str]] = typer.Option(
+        None, "--device", "-d", help="measure on ssh://user@host[:port] or a name from the devices file (repeatable)"),
+    devices_file: Optional[Path] = typer.Option(None, "--devices", help="devices file (default benchmarks/devices.toml)"),
 ) -> None:
     """Latency (p50/p90/p99), throughput, peak RSS, MACs and GFLOP/s, each measurement in a fresh process."""
     from edgecls.bench.device import describe_device
@@ -109,9 +115,18 @@ def bench(
 
     timing = TimingConfig(warmup_runs, warmup_seconds, min_runs, min_seconds, max_seconds)
     batches = parse_batches(batch)
+    if device:
+        from edgecls.cli_devices import bench_on_devices
+
+        if len(batches) > 1:
+            raise InvalidArgumentError("--device measures one batch size at a time: give a single --batch")
+        resolved = resolve_targets(targets, resolution=resolution, verify=verify is not False)
+        bench_on_devices(resolved, device, devices_file, parse_threads(threads) if threads else None, batches[0],
+                         timing, json_out, _print_results, verify=verify is not False)
+        return
     thread_counts = parse_threads(threads) if threads else [describe_device().usable_cores]
     resolved = resolve_targets(targets, weights=str(weights) if weights else None, resolution=resolution,
-                               verify=not no_verify)
+                               verify=verify is not False)
     if json_out:
         _check_writable(json_out, "--json")  # before minutes of measuring, not after
     if plots:
@@ -122,6 +137,10 @@ def bench(
     results = merge_results([run_benchmarks(resolved, thread_counts, b, timing, stop_on_error=total == 1,
                                             on_result=progress) for b in batches])
     _add_roofline(results, thread_counts, refresh=calibrate_peak)
+    if verify:
+        from edgecls.bench.verify import attach
+
+        attach(results, resolved)
     if plots:
         _write_bench_plots(results, plots)
     write_error = None
@@ -139,6 +158,11 @@ def bench(
         raise EdgeclsError(write_error)
     if json_out:
         typer.echo(f"wrote {json_out}")
+    if verify:
+        from edgecls.cli_devices import report_parity
+
+        if report_parity(results):
+            raise typer.Exit(1)
 
 
 def _check_writable(path: Path, option: str) -> None:
@@ -225,6 +249,8 @@ def suite_run(
     exports: Optional[Path] = typer.Option(None, "--exports", help="export cache folder (default: from the suite)"),
     no_export: bool = typer.Option(False, "--no-export", help="benchmark only what is already exported"),
     export_only: bool = typer.Option(False, "--export-only", help="export what is missing, benchmark nothing"),
+    executor: str = typer.Option("local", "--executor", help="where exports run: local, or ray (a Ray cluster)"),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster HEAD:PORT (default: a local one)"),
 ) -> None:
     """Export what is missing, benchmark models x formats x precisions x threads, write results JSON."""
     from edgecls.resources import find_suite
@@ -235,7 +261,7 @@ def suite_run(
     suite_path, base = find_suite(suite_file)
     suite = load_suite(suite_path, base=base)
     path = run_suite(suite, results_dir=out, exports_dir=exports, export_missing=not no_export,
-                     export_only=export_only)
+                     export_only=export_only, executor=executor, ray_address=ray_address)
     if path is None:
         typer.echo(f"exported into {exports or suite.export_dir}; benchmark with: edgecls suite run {suite_file} --no-export")
         return

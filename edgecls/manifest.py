@@ -62,6 +62,7 @@ class ManifestEntry:
     preprocessing: dict | None = None  # resolution, mean, std, crop_pct, interpolation, layout...
     parity: dict | None = None
     parity_rule: dict | None = None
+    parity_data: dict | None = None  # names of the parity inputs and PyTorch outputs kept beside the manifest
     calibration: dict | None = None
     benchmark_only: bool = False  # random weights: the latency is real, the decisions are not
     accuracy_budget: dict | None = None  # int8 tuned to a budget: layers kept float, metric, latency cost

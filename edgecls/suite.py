@@ -30,6 +30,10 @@ writes ``<results>/<device>/<date>.json``. A suite file looks like::
     [output]
     dir = "../results"            # relative to the suite file
 
+    devices = ["pi4", "graviton"] # optional: measure on these devices (names from devices_file) instead
+    devices_file = "../devices.toml"  # relative to the suite file (the default)
+    device_pool = "each"          # "each": every measurement on every device; "any": once, on a free device
+
 Every key is checked: a typo is an error naming the key and the allowed ones, not a silently
 ignored setting.
 """
@@ -46,7 +50,7 @@ from edgecls.errors import EdgeclsError, InvalidArgumentError
 from edgecls.formats import PRECISIONS, export_formats
 
 TOP_KEYS = {"name", "description", "models", "formats", "precisions", "threads", "batch", "torch_baseline",
-            "weights", "resolution", "timing", "export", "output"}
+            "weights", "resolution", "timing", "export", "output", "devices", "devices_file", "device_pool"}
 TIMING_KEYS = {"warmup_runs", "warmup_seconds", "min_runs", "min_seconds", "max_seconds"}
 EXPORT_KEYS = {"dir", "calib", "calib_size", "timeout", "target"}
 OUTPUT_KEYS = {"dir"}
@@ -80,6 +84,9 @@ class Suite:
     calib_size: int = 100
     export_timeout: float = 1800.0
     export_target: str | None = None
+    devices: list[str] = field(default_factory=list)  # names or ssh:// URLs; empty: this machine
+    devices_file: Path | None = None
+    device_pool: str = "each"
 
     def thread_counts(self) -> list[int]:
         from edgecls.bench.device import describe_device
@@ -219,6 +226,11 @@ def load_suite(path: Path, check_models: bool = True, base: Path | None = None) 
     export = data.get("export", {})
     output = data.get("output", {})
     base = Path(base) if base is not None else path.resolve().parent
+    devices = data.get("devices", [])
+    if not isinstance(devices, list) or not all(isinstance(d, str) and d for d in devices):
+        raise _error(path, "'devices' must be a list of device names (from devices_file) or ssh:// URLs")
+    if data.get("device_pool", "each") not in ("each", "any"):
+        raise _error(path, f"'device_pool' must be \"each\" or \"any\", got {data['device_pool']!r}")
     return Suite(
         path=path,
         name=str(data.get("name", path.stem)),
@@ -234,6 +246,9 @@ def load_suite(path: Path, check_models: bool = True, base: Path | None = None) 
         calib_size=_positive_int(path, export.get("calib_size", 100), "export.calib_size"),
         export_timeout=float(export.get("timeout", 1800)),
         export_target=export.get("target"),
+        devices=devices,
+        devices_file=(base / data.get("devices_file", "../devices.toml")).resolve(),
+        device_pool=data.get("device_pool", "each"),
     )
 
 
@@ -338,12 +353,17 @@ def run_suite(
     export_missing: bool = True,
     console=None,
     export_only: bool = False,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> Path | None:
     """Export what is missing, benchmark everything, write the results JSON; returns its path.
 
     ``export_only`` stops after the exports (returns None): prepare the artifacts on a build
     machine, or while other work runs, and time them later with ``export_missing=False``.
+    ``executor="ray"`` runs the exports as Ray tasks (edgecls.suite_ray); benchmarks never run there.
     """
+    if executor not in ("local", "ray"):
+        raise InvalidArgumentError(f"executor must be 'local' or 'ray', got {executor!r}")
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -359,6 +379,11 @@ def run_suite(
                           suite={"name": suite.name, "description": suite.description, "file": str(suite.path)})
 
     # Exports first (each may take minutes), so the timed part runs on a machine doing nothing else.
+    if executor == "ray" and export_missing:
+        from edgecls.suite_ray import export_on_ray
+
+        jobs = [(m, _model_folder(suite, m, exports_dir)) for m in suite.models]
+        export_on_ray(suite, [(m, f, _missing(suite, m, f)[0]) for m, f in jobs], console, address=ray_address)
     plan: list[tuple[SuiteModel, list]] = []
     for model in suite.models:
         folder = _model_folder(suite, model, exports_dir)
@@ -386,6 +411,13 @@ def run_suite(
         plan.append((model, targets))
     if export_only:
         return None
+    if suite.devices:
+        from edgecls.suite_devices import bench_plan_on_devices, pool_folder_name
+
+        pooled = bench_plan_on_devices(suite, [t for _, targets in plan for t in targets], results, console)
+        out = results_path(results_dir, pool_folder_name(list(pooled["devices"])))
+        out.write_text(json.dumps(pooled, indent=1))
+        return out
 
     total = sum(len(targets) for _, targets in plan) * len(threads)
     device = describe_device()

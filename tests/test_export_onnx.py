@@ -15,7 +15,7 @@ from edgecls.export.base import ExportRequest
 from edgecls.export.calibration import load_image_sets
 from edgecls.export.onnx import OnnxExporter, OnnxInt8Settings, fp32_onnx
 from edgecls.export.onnx_fp16 import convert_to_fp16
-from edgecls.export.parity import compare, rule_for
+from edgecls.parity import compare, rule_for
 from edgecls.runtime.run import run_artifact
 
 pytestmark = pytest.mark.xdist_group("export")

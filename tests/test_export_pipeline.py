@@ -19,7 +19,7 @@ from edgecls import formats
 from edgecls.export import registry
 from edgecls.export.base import Exporter
 from edgecls.export.calibration import load_image_sets
-from edgecls.export.parity import compare, rule_for
+from edgecls.parity import compare, rule_for
 from edgecls.export.pipeline import ExportConfig, run_export
 from edgecls.manifest import LOCK_NAME, sha256_of
 from edgecls.export.profiles import detect_target, list_profiles, load_profile
@@ -84,7 +84,7 @@ def test_every_format_exports_and_passes_parity(full_run):
         if entry["precision"] == "fp32":
             assert parity["max_rel_diff"] <= 1e-4
         else:
-            # random weights: int8 is judged on the logit direction (see edgecls.export.parity)
+            # random weights: int8 is judged on the logit direction (see edgecls.parity)
             assert entry["parity_rule"] == {"precision": "int8", "min_cosine": 0.9}
             assert parity["min_cosine"] >= 0.9 and parity["max_rel_diff"] > 1e-4
         assert entry["calibration"] is None or entry["calibration"]["calibration_images"] == 8
@@ -159,7 +159,7 @@ def _profile_with_int8(folder: Path, activation: str, weight: str) -> Path:
 def test_failed_parity_keeps_the_artifact_out(tmp_path, monkeypatch):
     """With weights given (treated as real), int8 needs top-1 agreement; demanding more than 100 %
     is impossible, so the artifact must be refused and kept out of --out."""
-    import edgecls.export.parity as parity
+    import edgecls.parity as parity
 
     weights = tmp_path / "w.pth"
     torch.save(edgecls.create_model(NAME).state_dict(), weights)

@@ -25,7 +25,7 @@ from edgecls.runtime.registry import open_runner  # noqa: E402
 from edgecls.errors import InvalidArgumentError  # noqa: E402
 from edgecls.export.base import ExportRequest  # noqa: E402
 from edgecls.export.calibration import builtin_sets  # noqa: E402
-from edgecls.export.parity import FP16_MIN_COSINE, FP32_MAX_REL_DIFF, compare  # noqa: E402
+from edgecls.parity import FP16_MIN_COSINE, FP32_MAX_REL_DIFF, compare  # noqa: E402
 from edgecls.export.registry import exporter_class  # noqa: E402
 from edgecls.export.tflite import TFLiteExporter  # noqa: E402
 from edgecls.preprocess import BUILTIN_PHOTOS, builtin_photo_path, load_image, preprocess  # noqa: E402

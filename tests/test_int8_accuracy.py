@@ -17,7 +17,7 @@ from edgecls.errors import InvalidArgumentError
 from edgecls.export import registry
 from edgecls.export.base import Exporter
 from edgecls.export.calibration import PARITY_SOURCES, builtin_sets, load_image_sets, tuning_views
-from edgecls.export.parity import compare, wilson_interval
+from edgecls.parity import compare, wilson_interval
 from edgecls.export.pipeline import ExportConfig, run_export
 from edgecls.preprocess import PHOTO_POOL, builtin_photo_path, load_image, photo_source
 

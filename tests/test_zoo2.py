@@ -135,7 +135,7 @@ def test_vit_onnx_fp32_and_int8_pass_parity(tmp_path) -> None:
     from edgecls.export.base import ExportRequest
     from edgecls.export.calibration import load_image_sets
     from edgecls.export.onnx import OnnxExporter
-    from edgecls.export.parity import compare, rule_for
+    from edgecls.parity import compare, rule_for
     from edgecls.runtime.run import run_artifact
 
     side = 32

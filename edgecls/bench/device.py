@@ -25,7 +25,7 @@ VERSIONED_PACKAGES = ("edgecls", "numpy", "onnxruntime", "openvino", "ai-edge-li
 
 # ISA features worth knowing for inference speed, under one spelling for every OS.
 ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16",
-             "amx", "neon", "dotprod", "i8mm", "sve", "fp16")
+             "amx", "neon", "dotprod", "i8mm", "bf16", "sve", "sve2", "sme", "fp16")
 
 _LINUX_FLAG_ALIASES = {
     # x86 /proc/cpuinfo "flags"
@@ -33,7 +33,51 @@ _LINUX_FLAG_ALIASES = {
     "avx512_vnni": "avx512_vnni", "avx512vnni": "avx512_vnni", "avx_vnni": "avx_vnni",
     "avx512_bf16": "avx512_bf16", "amx_tile": "amx",
     # arm64 /proc/cpuinfo "Features"
-    "asimd": "neon", "neon": "neon", "asimddp": "dotprod", "i8mm": "i8mm", "sve": "sve", "asimdhp": "fp16",
+    "asimd": "neon", "neon": "neon", "asimddp": "dotprod", "i8mm": "i8mm", "bf16": "bf16", "sve": "sve",
+    "sve2": "sve2", "sme": "sme", "asimdhp": "fp16",
+}
+
+# Arm cores by MIDR (implementer, part number) as /proc/cpuinfo shows them ("CPU implementer",
+# "CPU part"): name, fp32 FLOPs/cycle/core, and why. FLOPs/cycle = FMA pipes x fp32 lanes x 2;
+# pipe counts from the cores' software optimization guides (SVE cores: the wider of NEON and SVE).
+ARM_IMPLEMENTERS = {0x41: "ARM", 0x42: "Broadcom", 0x43: "Cavium", 0x46: "Fujitsu", 0x48: "HiSilicon",
+                    0x4E: "NVIDIA", 0x51: "Qualcomm", 0x53: "Samsung", 0x61: "Apple", 0x6D: "Microsoft",
+                    0xC0: "Ampere"}
+_NEON_2x64 = (8, "2 x 64-bit FMA pipes x 2 fp32 lanes x 2")
+_NEON_2x128 = (16, "2 x 128-bit NEON FMA pipes x 4 fp32 lanes x 2")
+_NEON_4x128 = (32, "4 x 128-bit NEON FMA pipes x 4 fp32 lanes x 2")
+ARM_CORES: dict[tuple[int, int], tuple[str, int, str]] = {
+    (0x41, 0xD03): ("Cortex-A53", *_NEON_2x64),
+    (0x41, 0xD04): ("Cortex-A35", 4, "1 x 64-bit FMA pipe x 2 fp32 lanes x 2"),
+    (0x41, 0xD05): ("Cortex-A55", *_NEON_2x64),
+    (0x41, 0xD07): ("Cortex-A57", *_NEON_2x64),
+    (0x41, 0xD08): ("Cortex-A72", *_NEON_2x128),
+    (0x41, 0xD09): ("Cortex-A73", *_NEON_2x128),
+    (0x41, 0xD0A): ("Cortex-A75", *_NEON_2x128),
+    (0x41, 0xD0B): ("Cortex-A76", *_NEON_2x128),
+    (0x41, 0xD0C): ("Neoverse-N1", *_NEON_2x128),
+    (0x41, 0xD0D): ("Cortex-A77", *_NEON_2x128),
+    (0x41, 0xD40): ("Neoverse-V1", 32, "2 x 256-bit SVE (or 4 x 128-bit NEON) FMA pipes x 8 fp32 lanes x 2"),
+    (0x41, 0xD41): ("Cortex-A78", *_NEON_2x128),
+    (0x41, 0xD44): ("Cortex-X1", *_NEON_4x128),
+    (0x41, 0xD46): ("Cortex-A510", *_NEON_2x64),
+    (0x41, 0xD47): ("Cortex-A710", *_NEON_2x128),
+    (0x41, 0xD48): ("Cortex-X2", *_NEON_4x128),
+    (0x41, 0xD49): ("Neoverse-N2", 16, "2 x 128-bit SVE2/NEON FMA pipes x 4 fp32 lanes x 2"),
+    (0x41, 0xD4A): ("Neoverse-E1", *_NEON_2x64),
+    (0x41, 0xD4B): ("Cortex-A78C", *_NEON_2x128),
+    (0x41, 0xD4D): ("Cortex-A715", *_NEON_2x128),
+    (0x41, 0xD4E): ("Cortex-X3", *_NEON_4x128),
+    (0x41, 0xD4F): ("Neoverse-V2", 32, "4 x 128-bit SVE2/NEON FMA pipes x 4 fp32 lanes x 2"),
+    (0x41, 0xD80): ("Cortex-A520", *_NEON_2x64),
+    (0x41, 0xD81): ("Cortex-A720", *_NEON_2x128),
+    (0x41, 0xD82): ("Cortex-X4", *_NEON_4x128),
+    (0x41, 0xD84): ("Neoverse-V3", 32, "4 x 128-bit SVE2/NEON FMA pipes x 4 fp32 lanes x 2"),
+    (0x41, 0xD8E): ("Neoverse-N3", 16, "2 x 128-bit SVE2/NEON FMA pipes x 4 fp32 lanes x 2"),
+    (0x46, 0x001): ("A64FX", 64, "2 x 512-bit SVE FMA pipes x 16 fp32 lanes x 2"),
+    (0x48, 0xD01): ("TaiShan-v110", *_NEON_2x128),
+    (0x4E, 0x004): ("Carmel", *_NEON_2x128),
+    (0xC0, 0xAC3): ("AmpereOne", *_NEON_2x128),
 }
 
 _MAC_SYSCTL_FLAGS = {
@@ -74,6 +118,8 @@ class DeviceInfo:
     versions: dict[str, str] = field(default_factory=dict)
     flops_per_cycle: int = 0
     flops_basis: str = ""
+    board: str = ""  # what the firmware names the machine ("Raspberry Pi 4 Model B"), when it says
+    core_types: dict[str, int] = field(default_factory=dict)  # Arm: core name -> count (big.LITTLE has two)
 
     @property
     def slug(self) -> str:
@@ -85,7 +131,7 @@ class DeviceInfo:
         isa = set(self.isa)
         vector = next((tag for tag, flags in (("avx512vnni", {"avx512_vnni", "avx512vnni"}),
                                                ("avx512", {"avx512f"}), ("avxvnni", {"avx_vnni", "avxvnni"}),
-                                               ("avx2", {"avx2"}), ("dotprod", {"dotprod", "asimddp"}),
+                                               ("avx2", {"avx2"}), ("sve", {"sve"}), ("dotprod", {"dotprod", "asimddp"}),
                                                ("neon", {"neon", "asimd"})) if isa & flags), None)
         return "-".join(filter(None, [name, f"{self.physical_cores}c", self.arch.lower(), vector, sys.platform]))
 
@@ -120,42 +166,110 @@ def _sysctl(name: str) -> str:
         return ""
 
 
-def _linux_cpu() -> tuple[str, str, set[str]]:
-    text = _read("/proc/cpuinfo")
-    model = vendor = ""
-    flags: set[str] = set()
-    for line in text.splitlines():
+def _midr_value(text: str) -> int | None:
+    try:
+        return int(text, 0)
+    except ValueError:
+        return None
+
+
+def arm_core(implementer: int | None, part: int | None) -> tuple[str, int, str] | None:
+    """(name, fp32 FLOPs/cycle, basis) of an Arm core from its MIDR fields; None if not in ARM_CORES."""
+    if implementer is None or part is None:
+        return None
+    return ARM_CORES.get((implementer, part))
+
+
+@dataclass
+class CpuInfo:
+    """What /proc/cpuinfo says, on x86 and Arm."""
+
+    model: str = ""
+    vendor: str = ""
+    board: str = ""
+    flags: set[str] = field(default_factory=set)
+    midrs: list[tuple[int | None, int | None]] = field(default_factory=list)  # per processor, Arm only
+
+    def core_types(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for implementer, part in self.midrs:
+            core = arm_core(implementer, part)
+            if core:
+                name = core[0]
+            else:
+                maker = ARM_IMPLEMENTERS.get(implementer, f"implementer {implementer:#x}" if implementer else "Arm")
+                name = f"{maker} part {part:#x}" if part is not None else maker
+            counts[name] = counts.get(name, 0) + 1
+        return counts
+
+    def fastest_arm_core(self) -> tuple[str, int, str] | None:
+        known = [arm_core(i, p) for i, p in self.midrs if arm_core(i, p)]
+        return max(known, key=lambda c: c[1]) if known else None
+
+
+def parse_cpuinfo(text: str) -> CpuInfo:
+    """/proc/cpuinfo text -> CpuInfo. Arm kernels print no model name: the core comes from the MIDR."""
+    info = CpuInfo()
+    implementer = part = None
+    seen_processor = False
+    for line in text.splitlines() + ["processor : end"]:
         key, _, value = line.partition(":")
         key, value = key.strip(), value.strip()
-        if key in ("model name", "Model", "Hardware") and not model:
-            model = value
-        elif key in ("vendor_id", "CPU implementer") and not vendor:
-            vendor = value
-        elif key in ("flags", "Features") and not flags:
-            flags = {_LINUX_FLAG_ALIASES[f] for f in value.split() if f in _LINUX_FLAG_ALIASES}
-    if not model:
-        model = platform.processor() or platform.machine()
-    return model, vendor, flags
+        if key == "processor":
+            if seen_processor and (implementer is not None or part is not None):
+                info.midrs.append((implementer, part))
+            implementer = part = None
+            seen_processor = True
+        elif key == "model name" and not info.model:
+            info.model = value
+        elif key == "Model":
+            info.board = value  # Raspberry Pi OS names the board here...
+        elif key == "Hardware" and not info.board:
+            info.board = value  # ...older Arm kernels only name the SoC
+        elif key == "vendor_id" and not info.vendor:
+            info.vendor = value
+        elif key == "CPU implementer":
+            implementer = _midr_value(value)
+        elif key == "CPU part":
+            part = _midr_value(value)
+        elif key in ("flags", "Features") and not info.flags:
+            info.flags = {_LINUX_FLAG_ALIASES[f] for f in value.split() if f in _LINUX_FLAG_ALIASES}
+    if info.midrs:
+        first = info.midrs[0][0]
+        info.vendor = info.vendor or (f"{ARM_IMPLEMENTERS.get(first, 'unknown')} ({first:#x})" if first else "")
+        types = info.core_types()
+        maker = ARM_IMPLEMENTERS.get(first, "") if first else ""
+        # One core type: "ARM Cortex-A72"; big.LITTLE: "ARM Cortex-A76 x4 + Cortex-A55 x4".
+        name = next(iter(types)) if len(types) == 1 else " + ".join(f"{n} x{c}" for n, c in types.items())
+        if not name.startswith(maker):
+            name = f"{maker} {name}".strip()
+        info.model = info.model if info.model and "ARMv" not in info.model else name
+    return info
 
 
 def _linux_ghz() -> tuple[float | None, str]:
-    # The highest clock the kernel reports: peak assumes every core at full clock.
-    max_khz = _read("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq").strip()
-    if max_khz.isdigit() and int(max_khz) > 0:
-        return int(max_khz) / 1e6, "cpufreq max"
+    # The highest clock the kernel reports over all cores (cpu0 is a LITTLE core on big.LITTLE):
+    # peak assumes every core at full clock. Arm prints no "cpu MHz": no cpufreq means unknown.
+    khz = [int(t) for t in (_read(str(p)).strip() for p in
+                            Path("/sys/devices/system/cpu").glob("cpu[0-9]*/cpufreq/cpuinfo_max_freq")) if t.isdigit()]
+    if khz and max(khz) > 0:
+        return max(khz) / 1e6, "cpufreq max"
     mhz = [float(m) for m in re.findall(r"^cpu MHz\s*:\s*([\d.]+)", _read("/proc/cpuinfo"), re.M)]
     if mhz:
         return max(mhz) / 1000, "/proc/cpuinfo cpu MHz"
     return None, "unknown"
 
 
-def _flops_per_cycle(arch: str, vendor: str, cpu: str, isa: set[str]) -> tuple[int, str]:
-    """fp32 FLOPs per cycle per core: vector lanes x 2 (FMA) x assumed FMA pipes."""
+def _flops_per_cycle(arch: str, vendor: str, cpu: str, isa: set[str],
+                     arm: tuple[str, int, str] | None = None) -> tuple[int, str]:
+    """fp32 FLOPs per cycle per core: vector lanes x 2 (FMA) x FMA pipes (per core type on Arm)."""
     arch = arch.lower()
+    if arm:
+        return arm[1], f"{arm[0]}: {arm[2]}"
     if arch in ("arm64", "aarch64") or "neon" in isa:
         if "apple" in cpu.lower():
             return 32, "Apple M: 4 NEON FMA pipes x 4 fp32 lanes x 2"
-        return 16, "NEON: assumed 2 FMA pipes x 4 fp32 lanes x 2"
+        return 16, "unknown Arm core: assumed 2 x 128-bit NEON FMA pipes x 4 fp32 lanes x 2"
     if "avx512f" in isa:
         if "amd" in vendor.lower() or "amd" in cpu.lower():
             return 32, "AVX-512 on AMD: assumed 2 x 256-bit FMA pipes x 8 fp32 lanes x 2"
@@ -187,8 +301,10 @@ def _package_versions() -> dict[str, str]:
 def describe_device() -> DeviceInfo:
     arch = platform.machine() or "unknown"
     cpu, vendor, isa, ghz, ghz_source = "", "", set(), None, "unknown"
+    cpuinfo = CpuInfo()
     if sys.platform.startswith("linux"):
-        cpu, vendor, isa = _linux_cpu()
+        cpuinfo = parse_cpuinfo(_read("/proc/cpuinfo"))
+        cpu, vendor, isa = cpuinfo.model or platform.processor() or platform.machine(), cpuinfo.vendor, cpuinfo.flags
         ghz, ghz_source = _linux_ghz()
     elif sys.platform == "darwin":
         cpu = _sysctl("machdep.cpu.brand_string") or platform.processor()
@@ -202,9 +318,9 @@ def describe_device() -> DeviceInfo:
             ghz, ghz_source = 3.2, "assumed 3.2 GHz (Apple silicon does not report its clock)"
     if not cpu or not isa or ghz is None:
         try:  # py-cpuinfo knows Windows and odd platforms; slow (it may spawn a process), so last.
-            import cpuinfo
+            import cpuinfo as py_cpuinfo  # not `cpuinfo`: that name holds this machine's CpuInfo below
 
-            info = cpuinfo.get_cpu_info()
+            info = py_cpuinfo.get_cpu_info()
             cpu = cpu or info.get("brand_raw", "")
             vendor = vendor or info.get("vendor_id_raw", "")
             if not isa:
@@ -229,9 +345,25 @@ def describe_device() -> DeviceInfo:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
         usable = logical
+    return _assemble(cpu, vendor, arch, isa, ghz, ghz_source, physical, logical, usable, cpuinfo)
+
+
+def device_from_cpuinfo(text: str, arch: str = "aarch64", ghz: float | None = None, ghz_source: str = "unknown",
+                        usable: int | None = None) -> DeviceInfo:
+    """The record a Linux machine with this /proc/cpuinfo would give (cores = its processors)."""
+    info = parse_cpuinfo(text)
+    cores = max(1, text.count("\nprocessor") + text.startswith("processor"))
+    return _assemble(info.model, info.vendor, arch, info.flags, ghz, ghz_source, cores, cores, usable or cores, info)
+
+
+def _assemble(cpu: str, vendor: str, arch: str, isa: set[str], ghz: float | None, ghz_source: str, physical: int,
+              logical: int, usable: int, cpuinfo: CpuInfo) -> DeviceInfo:
     # Peak counts physical cores: SMT siblings share the FMA pipes.
     usable = min(usable, physical)
-    flops, basis = _flops_per_cycle(arch, vendor, cpu, isa)
+    arm = cpuinfo.fastest_arm_core()
+    flops, basis = _flops_per_cycle(arch, vendor, cpu, isa, arm)
+    if arm and len(cpuinfo.core_types()) > 1:
+        basis += " (the fastest core type, for every core)"
     return DeviceInfo(
         cpu=cpu or "unknown CPU",
         vendor=vendor,
@@ -247,4 +379,6 @@ def describe_device() -> DeviceInfo:
         versions=_package_versions(),
         flops_per_cycle=flops,
         flops_basis=basis,
+        board=cpuinfo.board,
+        core_types=cpuinfo.core_types(),
     )

@@ -73,7 +73,7 @@ def prepare_budget(model, info, sets, calib_source, resolution: int, min_agreeme
     import torch
 
     from edgecls.export.calibration import tuning_views
-    from edgecls.export.parity import DEFAULT_MIN_AGREEMENT
+    from edgecls.parity import DEFAULT_MIN_AGREEMENT
     from edgecls.preprocess import preprocess_for
 
     if max_drop is not None:

@@ -45,7 +45,7 @@ def export_format(job: dict) -> dict:
     import numpy as np
 
     from edgecls.export.base import ExportRequest
-    from edgecls.export.parity import compare
+    from edgecls.parity import compare
     from edgecls.export.registry import exporter_class
     from edgecls.models import create_model
     from edgecls.runtime.run import run_artifact

@@ -200,6 +200,10 @@ def run_export(config: ExportConfig, log: Log | None = None) -> ExportRun:
             np.save(workdir / "parity.npy", sets.parity)
             np.save(workdir / "reference.npy", reference)
             budget_job = _save_budget(config, info, model, sets, plan.resolution, precisions, workdir, log)
+            # Kept beside the manifest so `edgecls bench --verify` recomputes parity where the artifact runs.
+            from edgecls.parity import save_parity_data
+
+            parity_data = save_parity_data(out, info.name, plan.resolution, sets.parity, reference)
         except OSError as exc:
             if workdir is not None:
                 shutil.rmtree(workdir, ignore_errors=True)
@@ -218,6 +222,7 @@ def run_export(config: ExportConfig, log: Log | None = None) -> ExportRun:
                 results = _run_format(plan, fmt, workdir, control, budget_job)
                 for precision in precisions:
                     entry = context.entry(fmt, precision, results[precision])
+                    entry.parity_data = parity_data
                     _publish(entry, results[precision], workdir, out, unrecorded)
                     log(f"{fmt} {precision}: {entry.status}" + (f" ({entry.error})" if entry.error else ""))
                     entries.append(entry)
@@ -307,7 +312,7 @@ class _EntryContext:
     macs: int
 
     def entry(self, fmt: str, precision: str, result: dict) -> ManifestEntry:
-        from edgecls.export.parity import ParityFigures, rule_for
+        from edgecls.parity import ParityFigures, rule_for
 
         config, info, profile = self.plan.config, self.plan.info, self.plan.profile
         real_weights = bool(self.plan.pretrained or config.weights)

@@ -69,11 +69,13 @@ def markdown(results: list[dict], rows: list[dict], picks: list[dict], plots: li
     seen = set()
     for data in results:
         device = data.get("device", {})
-        if device.get("slug") in seen:
+        name = data.get("device_name") or device.get("slug")
+        if name in seen:
             continue
-        seen.add(device.get("slug"))
+        seen.add(name)
         versions = ", ".join(f"{k} {v}" for k, v in device.get("versions", {}).items())
-        lines.append(f"- **{device.get('slug')}**: {device.get('cpu')}, {device.get('physical_cores')} cores, "
+        slug = f" ({device.get('slug')})" if name != device.get("slug") else ""
+        lines.append(f"- **{name}**{slug}: {device.get('cpu')}, {device.get('physical_cores')} cores, "
                      f"ISA {' '.join(device.get('isa', [])) or '-'}, {device.get('os')}, Python {device.get('python')}; "
                      f"{versions}")
         lines.append(f"  - {device.get('fp32_peak_formula')}")

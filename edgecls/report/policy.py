@@ -12,6 +12,8 @@ from __future__ import annotations
 
 def parity_passed(record: dict) -> bool | None:
     """True/False from the export's parity check; None when nothing was checked."""
+    if (record.get("device_parity") or {}).get("passed") is False:
+        return False  # recomputed where it ran (bench --verify) and broke its precision's rule there
     parity = record.get("parity")
     if isinstance(parity, dict):
         for key in ("passed", "ok", "pass"):

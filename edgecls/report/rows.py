@@ -39,6 +39,11 @@ def load_results(paths: list[Path]) -> list[dict]:
         if not isinstance(data, dict) or not str(data.get("schema", "")).startswith(SCHEMA_PREFIX):
             raise EdgeclsError(f"{path} is not an edgecls benchmark results file (no '{SCHEMA_PREFIX}' schema)")
         data["_source"] = str(path)
+        if data.get("devices"):  # a device pool's merged file: one results set per device, named as in the pool
+            from edgecls.devices.pool import per_device
+
+            loaded.extend({**sub, "device_name": name} for name, sub in per_device(data))
+            continue
         loaded.append(data)
     return loaded
 
@@ -101,7 +106,7 @@ def flatten(results: list[dict]) -> list[dict]:
     rows = []
     for data in results:
         device = data.get("device", {})
-        device_name = device.get("slug") or device.get("cpu") or "unknown device"
+        device_name = data.get("device_name") or device.get("slug") or device.get("cpu") or "unknown device"
         for record in data.get("results", []):
             latency = record.get("latency", {})
             macs = record.get("macs")

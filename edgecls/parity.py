@@ -13,6 +13,7 @@ must keep the direction of the logits, int8 must keep the decisions.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -115,5 +116,25 @@ def rule_for(precision: str, real_weights: bool, min_agreement: float | None = N
     raise ValueError(f"no parity rule for precision {precision!r}")
 
 
+# Beside manifest.json the export keeps the held-out inputs it judged parity on and the PyTorch
+# logits for them, so parity can be recomputed where the artifact runs (edgecls.bench.verify).
+INPUTS_SUFFIX = ".parity-inputs.npy"
+REFERENCE_SUFFIX = ".reference.npy"
+
+
+def save_parity_data(folder: Path, model: str, resolution: int, inputs, reference) -> dict:
+    """Write the parity inputs and reference logits into an export folder; the manifest's ``parity_data``."""
+    import numpy as np
+
+    stem = f"{model}_r{resolution}"
+    names = {"inputs": stem + INPUTS_SUFFIX, "reference": stem + REFERENCE_SUFFIX}
+    for key, array in (("inputs", inputs), ("reference", reference)):
+        tmp = Path(folder) / (names[key] + ".tmp")
+        with open(tmp, "wb") as handle:
+            np.save(handle, np.ascontiguousarray(array, dtype=np.float32))
+        tmp.replace(Path(folder) / names[key])
+    return names
+
+
 __all__ = ["DEFAULT_MIN_AGREEMENT", "FP16_MIN_COSINE", "FP32_MAX_REL_DIFF", "INT8_RANDOM_MIN_COSINE",
-           "ParityFigures", "ParityRule", "compare", "rule_for", "wilson_interval"]
+           "ParityFigures", "ParityRule", "compare", "rule_for", "save_parity_data", "wilson_interval"]
