@@ -9,8 +9,6 @@ scikit-learn.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import shutil
@@ -20,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_inprocess import run_cli
 
 # One worker builds the module fixture (training + export) once and runs every test on it.
 pytestmark = pytest.mark.xdist_group("evaluate")
@@ -55,23 +54,9 @@ def _cli(args: list[str], cwd: Path, shim: Path | None = None) -> subprocess.Com
 
 
 def _main(args: list[str], cwd: Path) -> tuple[int, str, str]:
-    """The CLI in this process (exit code, stdout, stderr): no interpreter start, torch already loaded."""
-    from edgecls.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    old_argv, old_cwd = sys.argv, os.getcwd()
-    sys.argv = ["edgecls", *args]
-    os.chdir(cwd)
-    code = 0
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    finally:
-        sys.argv = old_argv
-        os.chdir(old_cwd)
-    return code, out.getvalue(), err.getvalue()
+    """The CLI in this process (exit code, stdout, stderr)."""
+    result = run_cli(*args, cwd=cwd)
+    return result.returncode, result.stdout, result.stderr
 
 
 def _train(x: np.ndarray, y: np.ndarray):

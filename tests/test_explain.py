@@ -8,11 +8,11 @@ carried through the model's resize and centre crop.
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_inprocess import run_cli
 
 from edgecls.explain import box_mass, explain
 
@@ -106,23 +106,7 @@ def test_int8_artifact_map_compared_with_fp32(cat_photo, tmp_path) -> None:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    """The CLI in this process (no interpreter start, torch already loaded): exit code, stdout, stderr."""
-    import contextlib
-    import io
-
-    from edgecls.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    old_argv, code = sys.argv, 0
-    sys.argv = ["edgecls", *args]
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    finally:
-        sys.argv = old_argv
-    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+    return run_cli(*args)
 
 
 def test_bad_input_is_one_line(cat_photo, tmp_path) -> None:

@@ -8,11 +8,11 @@ Same split, same seeds: class weights and oversampling must each lift the rare c
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_inprocess import run_cli
 
 from edgecls.train import TrainConfig, compare_runs, train
 
@@ -151,23 +151,7 @@ def test_head_hidden_frozen_backbone_sam_focal(digits, tmp_path) -> None:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    """The CLI in this process (no interpreter start, torch already loaded): exit code, stdout, stderr."""
-    import contextlib
-    import io
-
-    from edgecls.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    old_argv, code = sys.argv, 0
-    sys.argv = ["edgecls", *args]
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    finally:
-        sys.argv = old_argv
-    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+    return run_cli(*args)
 
 
 def test_bad_data_is_one_line(digits, tmp_path) -> None:

@@ -13,27 +13,30 @@ from pathlib import Path
 from edgecls.errors import InvalidArgumentError
 
 
-def parse_batches(text: str | int | None) -> list[int]:
-    """'1,2,4,8' -> [1, 2, 4, 8] (order kept, duplicates dropped); None -> [1]."""
-    if text is None or text == "":
-        return [1]
-    if isinstance(text, int) and not isinstance(text, bool):
-        parts: list = [text]
-    else:
-        parts = [p for p in str(text).replace(" ", "").split(",") if p]
-    batches: list[int] = []
+def parse_positive_ints(text, message: str) -> list[int]:
+    """'1,2' (or an int, or a list) -> [1, 2]; anything that is not a positive integer -> ``message``."""
+    parts = text if isinstance(text, list) else [text] if isinstance(text, int) and not isinstance(text, bool) \
+        else [p for p in str(text).replace(" ", "").split(",") if p]
+    values = []
     for part in parts:
         try:
             value = int(part)
         except (TypeError, ValueError):
-            raise InvalidArgumentError(f"--batch takes positive integers like '1,2,4,8', got {text!r}") from None
+            raise InvalidArgumentError(message) from None
         if value < 1:
-            raise InvalidArgumentError(f"--batch takes positive integers like '1,2,4,8', got {text!r}")
-        if value not in batches:
-            batches.append(value)
-    if not batches:
-        raise InvalidArgumentError(f"--batch takes positive integers like '1,2,4,8', got {text!r}")
-    return batches
+            raise InvalidArgumentError(message)
+        values.append(value)
+    if not values:
+        raise InvalidArgumentError(message)
+    return values
+
+
+def parse_batches(text: str | int | None) -> list[int]:
+    """'1,2,4,8' -> [1, 2, 4, 8] (order kept, duplicates dropped); None -> [1]."""
+    if text is None or text == "":
+        return [1]
+    values = parse_positive_ints(text, f"--batch takes positive integers like '1,2,4,8', got {text!r}")
+    return list(dict.fromkeys(values))
 
 
 def merge_results(per_batch: list[dict]) -> dict:

@@ -125,16 +125,11 @@ def parse_threads(text: str | int | list | None, cpu_count: int | None = None) -
     machine has CPUs are refused: they would time the scheduler, not the runtime."""
     if text is None or text == "":
         return [None]
-    parts = text if isinstance(text, list) else [p for p in str(text).replace(" ", "").split(",") if p]
+    from edgecls.bench.sweep import parse_positive_ints
+
     cpus = cpu_count or os.cpu_count() or 1
     out: list[int | None] = []
-    for part in parts:
-        try:
-            value = int(part)
-        except (TypeError, ValueError):
-            raise InvalidArgumentError(f"threads must be positive integers like '1,2', got {text!r}") from None
-        if value < 1:
-            raise InvalidArgumentError(f"threads must be positive integers like '1,2', got {text!r}")
+    for value in parse_positive_ints(text, f"threads must be positive integers like '1,2', got {text!r}"):
         if value > cpus:
             raise InvalidArgumentError(f"--threads {value}: this machine has {cpus} CPUs; "
                                        f"use at most {cpus} (more threads only time the scheduler)")

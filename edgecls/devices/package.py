@@ -74,11 +74,9 @@ def build_wheel() -> Path:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    from edgecls.manifest import sha256_of
+
+    return sha256_of(path)
 
 
 def file_digest(paths: list[Path]) -> str:
