@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgecls.errors import InvalidArgumentError
-from edgecls.models.layers import ClassifierHead, ConvBnAct, check_width, make_divisible
+from edgecls.models.layers import ClassifierHead, ConvBnAct, Mlp, MultiHeadSelfAttention, check_width, make_divisible
 from edgecls.models.registry import register_model
 from edgecls.weights import rename_layout
 
@@ -107,37 +107,6 @@ def patches_to_map(x: torch.Tensor, patch: int, rows: int, cols: int) -> torch.T
 # ---- MobileViT v1: multi-head attention among patches, per pixel position -------------------------
 
 
-class MultiHeadSelfAttention(nn.Module):
-    def __init__(self, dim: int, num_heads: int) -> None:
-        super().__init__()
-        if dim % num_heads:
-            raise InvalidArgumentError(f"transformer width {dim} is not divisible by {num_heads} heads")
-        self.num_heads = num_heads
-        self.head_dim = dim // num_heads
-        self.scale = self.head_dim**-0.5
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, n, c = x.shape
-        # The fused projection's output is ordered (q|k|v, head, head_dim).
-        q, k, v = (t.reshape(b, n, self.num_heads, self.head_dim).transpose(1, 2) for t in self.qkv(x).chunk(3, -1))
-        attn = torch.softmax((q * self.scale) @ k.transpose(-2, -1), dim=-1)
-        out = (attn @ v).transpose(1, 2).reshape(b, n, c)
-        return self.proj(out)
-
-
-class Mlp(nn.Module):
-    def __init__(self, dim: int, hidden: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.SiLU()
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
-
-
 class TransformerBlock(nn.Module):
     """Pre-norm transformer layer on [B, N, C] tokens."""
 
@@ -146,7 +115,7 @@ class TransformerBlock(nn.Module):
         self.norm1 = nn.LayerNorm(dim)
         self.attn = MultiHeadSelfAttention(dim, num_heads)
         self.norm2 = nn.LayerNorm(dim)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), act=nn.SiLU)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.norm1(x))
