@@ -133,13 +133,12 @@ def cpuinfo_text(core: str, processors: int) -> str:
 def run_core(root: Path, python: str, pythonpath: str, core: str, work: Path) -> dict:
     cpuinfo = work / f"cpuinfo-{core}.txt"
     cpuinfo.write_text(cpuinfo_text(core, os.cpu_count() or 1))
-    out = f"/opt/conformance/result-{core}.json"
+    out = f"/opt/conformance-{core}/result.json"
     script = " && ".join([
         f"mount -t proc proc {root}/proc", f"mount -t sysfs sysfs {root}/sys",
         f"mount --bind {cpuinfo} {root}/proc/cpuinfo",
         f"chroot {root} env QEMU_CPU={core} OMP_NUM_THREADS=1 PYTHONPATH={pythonpath} {python} "
-        "/opt/conformance/inside.py "
-        f"/opt/conformance/exports {out}",
+        f"/opt/conformance-{core}/inside.py /opt/conformance-{core}/exports {out}",
     ])
     log(f"{core}: running inside the root")
     started = time.monotonic()
@@ -169,12 +168,15 @@ def table(results: dict[str, dict], seconds: dict[str, float]) -> str:
              "outputs on this x86 machine, judged by the same rule. p50 under emulation is **not a benchmark**.", ""]
     for core, data in results.items():
         device = data["device"]
+        partial = "" if data.get("complete", True) else (
+            f" **Partial run: {len(data['rows'])} artifacts checked before it was stopped** (emulation is slow on a busy "
+            "machine; `make test-arm64` runs them all).")
         lines += [f"## QEMU_CPU={core}", "",
                   f"Device record on the emulated core: cpu `{device['cpu']}`, arch `{device['arch']}`, ISA "
                   f"`{' '.join(device['isa'])}`, slug `{device['slug']}`; {device['flops_basis']}; peak: "
                   f"{device['fp32_peak_formula']}. Versions: "
                   + ", ".join(f"{k} {v}" for k, v in device["versions"].items())
-                  + f". Whole run {seconds.get(core, data.get('seconds', 0)):.0f} s.", "",
+                  + (f". Whole run {seconds[core]:.0f} s." if core in seconds else ".") + partial, "",
                   "| artifact | format | precision | loads | runs | parity vs PyTorch (here) | parity vs x86 | "
                   "export-time parity | emulated p50 ms |",
                   "|---|---|---|---|---|---|---|---|---:|"]
@@ -195,6 +197,7 @@ def main() -> int:
     parser.add_argument("--work", type=Path, default=Path("/var/tmp/edgecls-arm64"))
     parser.add_argument("--cores", default="neoverse-n1,cortex-a72")
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated models to export and check")
+    parser.add_argument("--table-only", action="store_true", help="write the table from the results already there")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "arm64_conformance.md")
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -208,14 +211,22 @@ def main() -> int:
     python, pythonpath = ensure_install(root)
     folders = ensure_exports(work / "exports", [m.strip() for m in args.models.split(",") if m.strip()])
     x86_outputs(folders)
-    inside = root / "opt/conformance"
-    shutil.rmtree(inside, ignore_errors=True)
-    (inside / "exports").mkdir(parents=True)
-    for folder in folders:
-        shutil.copytree(folder, inside / "exports" / folder.name, ignore=shutil.ignore_patterns(".edgecls-work-*"))
-    shutil.copy2(Path(__file__).parent / "arm64" / "inside.py", inside / "inside.py")
+    cores = [c.strip() for c in args.cores.split(",") if c.strip()]
+    if args.table_only:  # rebuild the table from what earlier (possibly interrupted) runs left
+        results = {c: json.loads((root / f"opt/conformance-{c}/result.json").read_text()) for c in cores
+                   if (root / f"opt/conformance-{c}/result.json").is_file()}
+        args.out.write_text(table(results, {}))
+        args.out.with_suffix(".json").write_text(json.dumps(results, indent=1))
+        return 0
+    for core in cores:  # one folder per core: several cores can run at once (--cores X and --cores Y)
+        inside = root / f"opt/conformance-{core}"
+        shutil.rmtree(inside, ignore_errors=True)
+        (inside / "exports").mkdir(parents=True)
+        for folder in folders:
+            shutil.copytree(folder, inside / "exports" / folder.name, ignore=shutil.ignore_patterns(".edgecls-work-*"))
+        shutil.copy2(Path(__file__).parent / "arm64" / "inside.py", inside / "inside.py")
     results, seconds = {}, {}
-    for core in [c.strip() for c in args.cores.split(",") if c.strip()]:
+    for core in cores:
         results[core] = run_core(root, python, pythonpath, core, work)
         seconds[core] = results[core]["seconds"]
         # Written after each core: a long run keeps what it has.

@@ -56,19 +56,26 @@ def main(exports: str, out: str) -> int:
 
     rows = []
     timing = TimingConfig(warmup_runs=1, warmup_seconds=0, min_runs=3, min_seconds=0, max_seconds=20)
-    for folder in sorted(p.parent for p in Path(exports).glob("*/manifest.json")):
-        for target in targets_from_manifest(folder):
-            row = {"file": Path(target.path).name, "model": target.model, "format": target.format,
-                   "precision": target.precision}
-            try:
-                check_one(target, row, timing)
-            except Exception as exc:  # noqa: BLE001 - one artifact's failure is a row of the table, not the end
-                row.setdefault("loads", False)
-                row.setdefault("bench", False)
-                row["bench_error"] = f"{type(exc).__name__}: {exc}"[:300]
-            print(json.dumps({k: row.get(k) for k in ("file", "loads", "bench")}), flush=True)
-            rows.append(row)
-    Path(out).write_text(json.dumps({"device": describe_device().to_dict(), "rows": rows}, indent=1))
+    targets = [t for folder in sorted(p.parent for p in Path(exports).glob("*/manifest.json"))
+               for t in targets_from_manifest(folder)]
+    # fp32 of every format first, then int8 (its kernels differ per ISA), then fp16: a run cut short
+    # still covers each format and the precision most likely to differ.
+    order = {"fp32": 0, "int8": 1, "fp16": 2}
+    targets.sort(key=lambda t: (order.get(t.precision, 3), t.format, t.path))
+    for target in targets:
+        row = {"file": Path(target.path).name, "model": target.model, "format": target.format,
+               "precision": target.precision}
+        try:
+            check_one(target, row, timing)
+        except Exception as exc:  # noqa: BLE001 - one artifact's failure is a row of the table, not the end
+            row.setdefault("loads", False)
+            row.setdefault("bench", False)
+            row["bench_error"] = f"{type(exc).__name__}: {exc}"[:300]
+        print(json.dumps({k: row.get(k) for k in ("file", "loads", "bench")}), flush=True)
+        rows.append(row)
+        # After every artifact: emulation is slow, an interrupted run keeps its rows.
+        Path(out).write_text(json.dumps({"device": describe_device().to_dict(), "rows": rows,
+                                         "complete": len(rows) == len(targets)}, indent=1))
     return 0
 
 
