@@ -244,6 +244,14 @@ class DeviceSession:
             if await self._exists(folder):
                 await self.run(["rm", "-rf", folder])
             await self._sftp(self.sftp.rename(staging, folder))
+        else:
+            # Same bytes shipped before under another name: the runtime loads side files by name
+            # (an IR's .bin), so add the names this artifact uses.
+            for local in files:
+                if not await self._exists(posixpath.join(folder, local.name)):
+                    temp = posixpath.join(folder, f".{local.name}.tmp-{uuid.uuid4().hex[:8]}")
+                    await self._sftp(self.sftp.put(str(local), temp))
+                    await self._sftp(self.sftp.rename(temp, posixpath.join(folder, local.name)))
         remote = posixpath.join(folder, Path(path).name)
         self._shipped[path] = remote
         return remote
