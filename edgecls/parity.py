@@ -12,6 +12,7 @@ must keep the direction of the logits, int8 must keep the decisions.
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -123,17 +124,24 @@ REFERENCE_SUFFIX = ".reference.npy"
 
 
 def save_parity_data(folder: Path, model: str, resolution: int, inputs, reference) -> dict:
-    """Write the parity inputs and reference logits into an export folder; the manifest's ``parity_data``."""
-    import numpy as np
+    """Write the parity inputs and reference logits into an export folder (temp name, then rename);
+    returns the manifest's ``parity_data``: both file names and their sha256."""
+    import hashlib
 
     stem = f"{model}_r{resolution}"
     names = {"inputs": stem + INPUTS_SUFFIX, "reference": stem + REFERENCE_SUFFIX}
+    digests = {}
     for key, array in (("inputs", inputs), ("reference", reference)):
-        tmp = Path(folder) / (names[key] + ".tmp")
-        with open(tmp, "wb") as handle:
-            np.save(handle, np.ascontiguousarray(array, dtype=np.float32))
-        tmp.replace(Path(folder) / names[key])
-    return names
+        tmp = Path(folder) / f"{names[key]}.{os.getpid()}.tmp"  # two exports into one folder may write at once
+        try:
+            with open(tmp, "wb") as handle:
+                np.save(handle, np.ascontiguousarray(array, dtype=np.float32))
+            tmp.replace(Path(folder) / names[key])
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
+        digests[names[key]] = hashlib.sha256((Path(folder) / names[key]).read_bytes()).hexdigest()
+    return {**names, "sha256": digests}
 
 
 __all__ = ["DEFAULT_MIN_AGREEMENT", "FP16_MIN_COSINE", "FP32_MAX_REL_DIFF", "INT8_RANDOM_MIN_COSINE",

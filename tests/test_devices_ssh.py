@@ -174,6 +174,7 @@ def _tiny_export_folder(folder: Path, scale_reference: float = 1.0) -> Path:
     np.save(folder / "tiny_r32.reference.npy", reference * scale_reference)
     (folder / "manifest.json").write_text(json.dumps({"artifacts": [{
         "file": onnx_path.name, "format": "onnx", "precision": "fp32", "status": "passed", "model": "tiny",
+        "sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
         "parity": {"max_abs_diff": 0.0, "max_rel_diff": 1e-7, "min_cosine": 1.0, "mean_cosine": 1.0,
                    "top1_agreement": 1.0, "inputs": 6},
         "parity_rule": {"precision": "fp32", "max_rel_diff": 1e-4},

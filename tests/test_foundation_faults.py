@@ -73,6 +73,8 @@ def _assert_folder_vouched_for(out: Path) -> dict:
             listed[entry["file"]] = entry["sha256"]
             for side in entry["side_files"]:
                 listed[side["file"]] = side["sha256"]
+            # the parity inputs and PyTorch outputs kept for `bench --verify`, each with its sha256
+            listed.update((entry.get("parity_data") or {}).get("sha256", {}))
     for path in out.iterdir():
         if path.name in ("manifest.json", ".manifest.lock"):
             continue

@@ -14,7 +14,7 @@ import pytest
 
 import edgecls
 from edgecls.errors import InvalidArgumentError
-from edgecls.export import registry
+from edgecls import formats
 from edgecls.export.base import Exporter
 from edgecls.export.calibration import PARITY_SOURCES, builtin_sets, load_image_sets, tuning_views
 from edgecls.parity import compare, wilson_interval
@@ -37,7 +37,8 @@ class NoArtifactExporter(Exporter):
 
 @pytest.fixture
 def fake_format(monkeypatch):
-    monkeypatch.setitem(registry.FORMAT_MODULES, "noartifact", __name__)
+    monkeypatch.setitem(formats.FORMATS, "noartifact",
+                        formats.Format("noartifact", ".noartifact", "onnxruntime", "runtime", f"{__name__}:NoArtifactExporter"))
     return "noartifact"
 
 
@@ -67,7 +68,7 @@ def test_parity_table_and_report_flag_random_weights():
     from rich.console import Console
 
     from edgecls.cli_export import results_table
-    from edgecls.report import _parity_text
+    from edgecls.report.rows import _parity_text
 
     parity = compare(np.eye(4)[[0, 1, 2, 3]], np.eye(4)[[0, 1, 2, 0]]).as_dict()
     entry = {"format": "onnx", "precision": "int8", "status": "passed", "file": "m.onnx", "parity": parity,

@@ -200,10 +200,6 @@ def run_export(config: ExportConfig, log: Log | None = None) -> ExportRun:
             np.save(workdir / "parity.npy", sets.parity)
             np.save(workdir / "reference.npy", reference)
             budget_job = _save_budget(config, info, model, sets, plan.resolution, precisions, workdir, log)
-            # Kept beside the manifest so `edgecls bench --verify` recomputes parity where the artifact runs.
-            from edgecls.parity import save_parity_data
-
-            parity_data = save_parity_data(out, info.name, plan.resolution, sets.parity, reference)
         except OSError as exc:
             if workdir is not None:
                 shutil.rmtree(workdir, ignore_errors=True)
@@ -222,7 +218,6 @@ def run_export(config: ExportConfig, log: Log | None = None) -> ExportRun:
                 results = _run_format(plan, fmt, workdir, control, budget_job)
                 for precision in precisions:
                     entry = context.entry(fmt, precision, results[precision])
-                    entry.parity_data = parity_data
                     _publish(entry, results[precision], workdir, out, unrecorded)
                     log(f"{fmt} {precision}: {entry.status}" + (f" ({entry.error})" if entry.error else ""))
                     entries.append(entry)
@@ -232,6 +227,7 @@ def run_export(config: ExportConfig, log: Log | None = None) -> ExportRun:
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
             shutil.rmtree(control, ignore_errors=True)
+    _keep_parity_data(out, info.name, plan.resolution, sets.parity, reference, entries, log)
     if unrecorded:
         try:
             merge_entries(out, unrecorded)
@@ -239,6 +235,24 @@ def run_export(config: ExportConfig, log: Log | None = None) -> ExportRun:
             log(f"warning: {len(unrecorded)} failure(s) not recorded in the manifest: {describe_os_error(exc)}")
     warnings = list(sets.warnings) if "int8" in precisions else []
     return ExportRun(out, out / MANIFEST_NAME, [e.to_dict() for e in entries], warnings)
+
+
+def _keep_parity_data(out: Path, model: str, resolution: int, inputs, reference, entries: list, log: Log) -> None:
+    """Keep the parity inputs and PyTorch outputs beside the manifest, so `edgecls bench --verify`
+    recomputes parity where an artifact runs. Written after the artifacts (an interrupted run
+    leaves none) and best-effort: a disk too full for them costs the device-side check, not the export."""
+    from edgecls.parity import save_parity_data
+
+    passed = [e for e in entries if e.passed]
+    if not passed:
+        return
+    try:
+        parity_data = save_parity_data(out, model, resolution, inputs, reference)
+        for entry in passed:
+            entry.parity_data = parity_data
+        merge_entries(out, passed)
+    except OSError as exc:
+        log(f"warning: parity data for `bench --verify` not kept: {describe_os_error(exc)}")
 
 
 def _save_budget(config, info, model, sets, resolution, precisions, workdir: Path, log) -> dict | None:

@@ -130,8 +130,11 @@ class TFLiteExporter(Exporter):
 
     @classmethod
     def check_settings(cls, options: dict[str, Any], precisions: list[str]) -> None:
-        if options:
-            raise InvalidArgumentError(f"unknown [tflite] setting(s) {', '.join(sorted(options))}: TFLite takes none")
+        unknown = sorted(set(options) - {"int8"})
+        if unknown:
+            raise InvalidArgumentError(f"unknown [tflite] setting(s) {', '.join(unknown)}: use the [tflite.int8] table")
+        # The same parser the export uses, so a typo is found before anything is built.
+        TFLiteInt8Settings.from_request(SimpleNamespace(options={"tflite": options}))
 
     def export(self, request: ExportRequest, precision: str, dest: Path) -> None:
         if precision not in self.precisions:
