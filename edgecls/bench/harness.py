@@ -31,10 +31,13 @@ from edgecls.bench.stats import PERCENTILE_RULE, TimingConfig, measure, summariz
 from edgecls.errors import EdgeclsError, InvalidArgumentError
 
 SCHEMA = "edgecls-bench/1"
-FORMAT_OF_SUFFIX = {".onnx": "onnx", ".xml": "openvino", ".tflite": "tflite"}
-RUNTIME_OF_FORMAT = {"onnx": "onnxruntime", "openvino": "openvino", "tflite": "litert", "torch": "torch"}
+FORMAT_OF_SUFFIX = {".onnx": "onnx", ".xml": "openvino", ".tflite": "tflite", ".pte": "executorch",
+                    ".param": "ncnn"}
+RUNTIME_OF_FORMAT = {"onnx": "onnxruntime", "openvino": "openvino", "tflite": "litert", "executorch": "executorch", "ncnn": "ncnn",
+                     "torch": "torch"}
 # The package each runtime imports, timed apart from session creation.
-RUNTIME_PACKAGE = {"onnxruntime": "onnxruntime", "openvino": "openvino", "litert": "ai_edge_litert", "torch": "torch"}
+RUNTIME_PACKAGE = {"onnxruntime": "onnxruntime", "openvino": "openvino", "litert": "ai_edge_litert",
+                   "executorch": "executorch.runtime", "ncnn": "ncnn", "torch": "torch"}
 MANIFEST = "manifest.json"
 
 
@@ -437,7 +440,7 @@ def artifact_bytes(path: Path) -> int:
     """Size on disk of an artifact with its side files (OpenVINO .bin, ONNX external data)."""
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix == ".xml":
+    if suffix in (".xml", ".param"):  # OpenVINO and NCNN weights
         sides = [path.with_suffix(".bin")]
     elif suffix == ".onnx":
         sides = [Path(str(path) + ".data"), path.with_suffix(".data")]

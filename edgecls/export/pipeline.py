@@ -37,6 +37,8 @@ FORMAT_TOOLS = {
     "onnx": ("torch", "onnx", "onnxscript", "onnxslim", "onnxruntime"),
     "openvino": ("torch", "openvino", "nncf"),
     "tflite": ("torch", "litert-torch", "ai-edge-litert", "ai-edge-quantizer"),
+    "executorch": ("torch", "executorch", "torchao"),
+    "ncnn": ("torch", "pnnx", "ncnn"),
 }
 
 Log = Callable[[str], None]
@@ -155,7 +157,7 @@ def artifact_name(info, config: ExportConfig, resolution: int, precision: str, s
 
 
 def _suffix(fmt: str) -> str:
-    return {"onnx": ".onnx", "openvino": ".xml", "tflite": ".tflite"}.get(fmt, f".{fmt}")
+    return {"onnx": ".onnx", "openvino": ".xml", "tflite": ".tflite", "executorch": ".pte", "ncnn": ".param"}.get(fmt, f".{fmt}")
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -269,17 +271,22 @@ def run_export(config: ExportConfig, log: Log | None = None) -> ExportRun:
         from edgecls.export.registry import FORMAT_MODULES
 
         for fmt in formats:
-            names = {p: artifact_name(info, config, resolution, p, _suffix(fmt)) for p in precisions}
+            offered = _offered_precisions(fmt, precisions)
+            if offered != precisions:
+                log(f"{fmt}: {', '.join(p for p in precisions if p not in offered)} not offered by this format, skipped")
+            if not offered:
+                continue
+            names = {p: artifact_name(info, config, resolution, p, _suffix(fmt)) for p in offered}
             job = {
                 "format": fmt, "module": FORMAT_MODULES[fmt], "model": info.name, "num_classes": config.num_classes,
                 "state_dict": str(workdir / "model.pt"), "resolution": resolution, "batch": config.batch,
                 "dynamic_batch": config.dynamic_batch, "nhwc": config.nhwc, "opset": config.opset,
-                "options": profile.options, "precisions": precisions, "names": names,
+                "options": profile.options, "precisions": offered, "names": names,
                 "workdir": str(workdir), "staging": str(staging), "result": str(workdir / f"result_{fmt}.json"),
             }
-            log(f"{fmt}: exporting {', '.join(precisions)}")
+            log(f"{fmt}: exporting {', '.join(offered)}")
             results = _run_job(job, workdir, config.timeout)
-            for precision in precisions:
+            for precision in offered:
                 result = results[precision]
                 rule = rule_for(precision, real_weights, config.min_agreement)
                 entry = _manifest_entry(fmt, precision, names[precision], result, rule, info, resolution, config,
@@ -291,6 +298,18 @@ def run_export(config: ExportConfig, log: Log | None = None) -> ExportRun:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return ExportRun(out, manifest_path, entries, list(sets.warnings) if "int8" in precisions else [])
+
+
+def _offered_precisions(fmt: str, precisions: list[str]) -> list[str]:
+    """The requested precisions that ``fmt``'s exporter offers (ExecuTorch has no fp16, NCNN no int8):
+    asking for --fp16 across all formats must not fail the formats that have none."""
+    from edgecls.export.registry import exporter_class
+
+    try:
+        offered = exporter_class(fmt).precisions
+    except Exception:  # noqa: BLE001 - a module that cannot even load fails in its own process, per precision
+        return list(precisions)
+    return [p for p in precisions if p in offered]
 
 
 def _run_job(job: dict, workdir: Path, timeout: float) -> dict[str, dict]:

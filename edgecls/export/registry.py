@@ -18,6 +18,8 @@ FORMAT_MODULES = {
     "onnx": "edgecls.export.onnx",
     "openvino": "edgecls.export.openvino",
     "tflite": "edgecls.export.tflite",
+    "executorch": "edgecls.export.executorch",
+    "ncnn": "edgecls.export.ncnn",
 }
 
 

@@ -12,10 +12,13 @@ RUNTIME_MODULES = {
     "onnxruntime": "edgecls.runtime.onnxruntime",
     "openvino": "edgecls.runtime.openvino",
     "litert": "edgecls.runtime.litert",
+    "executorch": "edgecls.runtime.executorch",
+    "ncnn": "edgecls.runtime.ncnn",
     "torch": "edgecls.runtime.torch",
 }
 
-SUFFIX_RUNTIME = {".onnx": "onnxruntime", ".xml": "openvino", ".tflite": "litert"}
+SUFFIX_RUNTIME = {".onnx": "onnxruntime", ".xml": "openvino", ".tflite": "litert",
+                  ".pte": "executorch", ".param": "ncnn"}
 
 
 def runner_class(runtime: str):
