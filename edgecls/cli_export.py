@@ -31,6 +31,8 @@ def results_table(artifacts: list[dict], title: str = "export"):
     """A rich table: one row per artifact, pass/fail with parity figures and the reason."""
     from rich.table import Table
 
+    from edgecls.export.pipeline import UNVERIFIED_STATUS
+
     table = Table(title=title)
     # Figures never wrap; the file name and the reason fold when the terminal is narrow.
     for column in ("format", "prec", "status", "MB", "rel diff", "cosine", "top-1", "s"):
@@ -39,18 +41,20 @@ def results_table(artifacts: list[dict], title: str = "export"):
     for entry in artifacts:
         parity = entry.get("parity") or {}
         passed = entry["status"] == "passed"
+        unverified = entry["status"] == UNVERIFIED_STATUS
         size = entry.get("size_bytes")
         if size:  # an artifact's size includes its side files (OpenVINO keeps the weights in the .bin)
             size += sum(side["size_bytes"] for side in entry.get("side_files") or [])
         table.add_row(
             entry["format"], entry["precision"],
-            "[green]passed[/green]" if passed else "[red]failed[/red]",
+            "[green]passed[/green]" if passed else "[yellow]unverified[/yellow]" if unverified else "[red]failed[/red]",
             _fmt(size / 1e6 if size else None, ".2f"),
             _fmt(parity.get("max_rel_diff"), ".1e"),
             _fmt(parity.get("min_cosine"), ".5f"),
             _fmt(parity.get("top1_agreement"), ".0%"),
             _fmt((entry.get("seconds") or {}).get("total"), ".0f"),
-            entry.get("file") if passed else f"[red]{entry.get('error') or 'failed'}[/red]",
+            entry.get("file") if passed else f"{entry.get('file')} [yellow]({entry['status']})[/yellow]" if unverified
+            else f"[red]{entry.get('error') or 'failed'}[/red]",
         )
     return table
 
@@ -76,6 +80,8 @@ def export(
     batch: int = typer.Option(1, "--batch", help="Static batch size."),
     dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help="Batch dimension left dynamic."),
     nhwc: bool = typer.Option(False, "--nhwc", help="Artifacts take channels-last (N, H, W, C) input."),
+    input_type: str = typer.Option(
+        "float32", "--input-type", help="float32 (normalised input) or uint8 (RGB bytes 0-255, normalisation in the graph)."),
     opset: int = typer.Option(18, "--opset", help="ONNX opset (17 or newer)."),
     target: Optional[str] = typer.Option(None, "--target", help="Target profile: x86-avx2, x86-vnni, arm64 or a .toml."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: out/NAME)."),
@@ -91,7 +97,7 @@ def export(
     config = ExportConfig(
         model=name, weights=weights, pretrained=pretrained, formats=formats, extra_precisions=extra, calib=calib,
         calib_size=calib_size, resolution=resolution, batch=batch, dynamic_batch=dynamic_batch, nhwc=nhwc,
-        opset=opset, target=target, out=out or Path("out") / resolve_name(name), min_agreement=min_agreement,
+        input_type=input_type.strip().lower(), opset=opset, target=target, out=out or Path("out") / resolve_name(name), min_agreement=min_agreement,
     )
     run = run_export(config, log=_log(console))
     console.print(results_table(run.artifacts, title=f"{resolve_name(name)} -> {run.out}"))

@@ -32,12 +32,14 @@ from edgecls.errors import EdgeclsError, InvalidArgumentError
 
 SCHEMA = "edgecls-bench/1"
 FORMAT_OF_SUFFIX = {".onnx": "onnx", ".xml": "openvino", ".tflite": "tflite", ".pte": "executorch",
-                    ".param": "ncnn"}
+                    ".param": "ncnn", ".mlpackage": "coreml"}
 RUNTIME_OF_FORMAT = {"onnx": "onnxruntime", "openvino": "openvino", "tflite": "litert", "executorch": "executorch", "ncnn": "ncnn",
+                     "coreml": "coreml",
                      "torch": "torch"}
 # The package each runtime imports, timed apart from session creation.
 RUNTIME_PACKAGE = {"onnxruntime": "onnxruntime", "openvino": "openvino", "litert": "ai_edge_litert",
-                   "executorch": "executorch.runtime", "ncnn": "ncnn", "torch": "torch"}
+                   "executorch": "executorch.runtime", "ncnn": "ncnn", "coreml": "coremltools",
+                   "torch": "torch"}
 MANIFEST = "manifest.json"
 
 
@@ -439,6 +441,8 @@ def _raise_child_error(error: dict, target: Target) -> None:
 def artifact_bytes(path: Path) -> int:
     """Size on disk of an artifact with its side files (OpenVINO .bin, ONNX external data)."""
     path = Path(path)
+    if path.is_dir():  # Core ML's .mlpackage folder
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
     suffix = path.suffix.lower()
     if suffix in (".xml", ".param"):  # OpenVINO and NCNN weights
         sides = [path.with_suffix(".bin")]

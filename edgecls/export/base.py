@@ -33,6 +33,9 @@ class ExportRequest:
     workdir: Path  # scratch folder shared by the formats of one export run (e.g. the fp32 ONNX)
     # Per-format settings from the target profile: options["onnx"]["int8"] is the [onnx.int8] table.
     options: dict[str, Any] = field(default_factory=dict)
+    # "uint8": ``model`` takes RGB byte values (normalisation folded in, edgecls.export.app_input) and
+    # ``calibration`` holds byte values too.
+    input_type: str = "float32"
 
     @property
     def is_attention_model(self) -> bool:

@@ -91,7 +91,7 @@ class ExecuTorchExporter(Exporter):
         from edgecls.export.onnx import channels_last_input
 
         module = channels_last_input(request.model) if request.nhwc else request.model
-        sample = (torch.from_numpy(_layout(request, request.calibration[:1] if request.calibration is not None
+        sample = (torch.from_numpy(example_batch(request, request.calibration[:1] if request.calibration is not None
                                            and len(request.calibration) else None)),)
         try:
             with torch.no_grad():
@@ -125,19 +125,25 @@ def _quantized(module, sample, request: ExportRequest):
         raise MissingDependencyError(f"ExecuTorch int8 needs executorch and torchao: {INSTALL_HINT}") from None
     quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
     prepared = prepare_pt2e(torch.export.export(module, sample).module(), quantizer)
+    for chunk in calibration_batches(request):
+        prepared(torch.from_numpy(chunk))
+    return convert_pt2e(prepared)
+
+
+def calibration_batches(request: ExportRequest):
+    """The calibration images in the artifact's layout and static batch (the last one padded by repetition)."""
     import numpy as np
 
     images = np.asarray(request.calibration, dtype=np.float32)
     batch = int(request.batch)
     for start in range(0, len(images), batch):
         chunk = images[start:start + batch]
-        if len(chunk) < batch:  # the graph is exported for one batch size: pad by repetition
+        if len(chunk) < batch:  # the graph is exported for one batch size
             chunk = np.concatenate([chunk, np.resize(images, (batch - len(chunk),) + images.shape[1:])])
-        prepared(torch.from_numpy(_layout(request, chunk)))
-    return convert_pt2e(prepared)
+        yield example_batch(request, chunk)
 
 
-def _layout(request: ExportRequest, nchw):
+def example_batch(request: ExportRequest, nchw):
     """``nchw`` images (or seeded noise when None) repeated to the batch, in the artifact's layout."""
     import numpy as np
 

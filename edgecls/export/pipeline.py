@@ -29,6 +29,10 @@ from typing import Any, Callable, Sequence
 from edgecls.errors import EdgeclsError, InvalidArgumentError
 
 MANIFEST_NAME = "manifest.json"
+# A format that cannot run on this OS (Core ML off macOS): the artifact is written and recorded with
+# this status, never counted as passed by bench or reports.
+UNVERIFIED_STATUS = "converted, not verified: needs macOS"
+PUBLISHED_STATUSES = ("passed", UNVERIFIED_STATUS)
 WORKDIR_PREFIX = ".edgecls-work-"
 DEFAULT_CALIB_SIZE = 100
 DEFAULT_TIMEOUT_SECONDS = 1800.0  # per format; a hung converter must not hang the run
@@ -39,6 +43,7 @@ FORMAT_TOOLS = {
     "tflite": ("torch", "litert-torch", "ai-edge-litert", "ai-edge-quantizer"),
     "executorch": ("torch", "executorch", "torchao"),
     "ncnn": ("torch", "pnnx", "ncnn"),
+    "coreml": ("torch", "coremltools"),
 }
 
 Log = Callable[[str], None]
@@ -60,6 +65,7 @@ class ExportConfig:
     batch: int = 1
     dynamic_batch: bool = False
     nhwc: bool = False
+    input_type: str = "float32"  # "uint8": the artifact takes RGB bytes, normalisation folded in
     opset: int = 18
     target: str | None = None
     out: Path = Path("out")
@@ -77,7 +83,7 @@ class ExportRun:
 
     @property
     def ok(self) -> bool:
-        return bool(self.artifacts) and all(a["status"] == "passed" for a in self.artifacts)
+        return bool(self.artifacts) and all(a["status"] in PUBLISHED_STATUSES for a in self.artifacts)
 
 
 # -- validation --------------------------------------------------------------------------------
@@ -120,6 +126,10 @@ def _check_numbers(config: ExportConfig) -> None:
     positive_int(config.batch, "--batch")
     positive_int(config.calib_size, "--calib-size")
     positive_int(config.opset, "--opset")
+    from edgecls.export.app_input import INPUT_TYPES
+
+    if config.input_type not in INPUT_TYPES:
+        raise InvalidArgumentError(f"unknown --input-type '{config.input_type}': use one of {', '.join(INPUT_TYPES)}")
     if config.dynamic_batch and config.batch != 1:
         raise InvalidArgumentError("give either --batch B or --dynamic-batch, not both")
     if config.min_agreement is not None and not 0.0 <= config.min_agreement <= 1.0:
@@ -152,23 +162,45 @@ def artifact_name(info, config: ExportConfig, resolution: int, precision: str, s
         parts.append(f"b{config.batch}")
     if config.nhwc:
         parts.append("nhwc")
+    if config.input_type == "uint8":
+        parts.append("u8")
     parts.append(precision)
     return "_".join(parts) + suffix
 
 
 def _suffix(fmt: str) -> str:
-    return {"onnx": ".onnx", "openvino": ".xml", "tflite": ".tflite", "executorch": ".pte", "ncnn": ".param"}.get(fmt, f".{fmt}")
+    return {"onnx": ".onnx", "openvino": ".xml", "tflite": ".tflite", "executorch": ".pte", "ncnn": ".param", "coreml": ".mlpackage"}.get(fmt, f".{fmt}")
 
 
 # -- helpers -----------------------------------------------------------------------------------
 
 
 def sha256_of(path: Path) -> str:
+    """A file's sha256; for a folder artifact (Core ML's .mlpackage) the sha256 over every file in it,
+    sorted by relative path, each as its path, a NUL byte and its contents' sha256."""
+    path = Path(path)
+    if path.is_dir():
+        digest = hashlib.sha256()
+        for member in sorted(p for p in path.rglob("*") if p.is_file()):
+            digest.update(member.relative_to(path).as_posix().encode() + b"\0" + sha256_of(member).encode())
+        return digest.hexdigest()
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def size_of(path: Path) -> int:
+    path = Path(path)
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def tool_versions(fmt: str) -> dict[str, str]:
@@ -267,6 +299,11 @@ def run_export(config: ExportConfig, log: Log | None = None) -> ExportRun:
         np.save(workdir / "calibration.npy", sets.calibration)
         np.save(workdir / "parity.npy", sets.parity)
         np.save(workdir / "reference.npy", reference)
+        if config.input_type == "uint8":  # the artifact is fed the crops' bytes; PyTorch the float preprocessing
+            from edgecls.export.calibration import pixel_bytes
+
+            np.save(workdir / "calibration_bytes.npy", pixel_bytes(sets.calibration, info.mean, info.std))
+            np.save(workdir / "parity_bytes.npy", pixel_bytes(sets.parity, info.mean, info.std))
         from edgecls.export.parity import rule_for
         from edgecls.export.registry import FORMAT_MODULES
 
@@ -281,6 +318,7 @@ def run_export(config: ExportConfig, log: Log | None = None) -> ExportRun:
                 "format": fmt, "module": FORMAT_MODULES[fmt], "model": info.name, "num_classes": config.num_classes,
                 "state_dict": str(workdir / "model.pt"), "resolution": resolution, "batch": config.batch,
                 "dynamic_batch": config.dynamic_batch, "nhwc": config.nhwc, "opset": config.opset,
+                "input_type": config.input_type,
                 "options": profile.options, "precisions": offered, "names": names,
                 "workdir": str(workdir), "staging": str(staging), "result": str(workdir / f"result_{fmt}.json"),
             }
@@ -360,7 +398,8 @@ def _manifest_entry(fmt, precision, name, result, rule, info, resolution, config
         "preprocessing": {"resolution": resolution, "mean": list(info.mean), "std": list(info.std),
                           "crop_pct": info.crop_pct, "interpolation": info.interpolation,
                           "resize": "shorter side to resolution / crop_pct, centre crop", "scale": "1/255, then (x - mean) / std",
-                          "layout": "NHWC" if config.nhwc else "NCHW"},
+                          "layout": "NHWC" if config.nhwc else "NCHW", "input_type": config.input_type,
+                          "in_graph": "scale and normalisation (feed RGB bytes 0-255)" if config.input_type == "uint8" else "nothing"},
         "parity": None, "parity_rule": rule.as_dict(),
         "calibration": sets.describe() if precision == "int8" else None,
         "runtime": result.get("runtime"), "tools": tool_versions(fmt),
@@ -369,6 +408,10 @@ def _manifest_entry(fmt, precision, name, result, rule, info, resolution, config
                     "total": result.get("seconds")},
         "created": _now(),
     }
+    if result.get("status") == "unverified":
+        entry["status"] = UNVERIFIED_STATUS
+        entry["unverified_reason"] = result.get("reason")
+        return entry
     if result.get("status") != "converted":
         entry["error"] = result.get("error") or "conversion failed"
         return entry
@@ -386,20 +429,22 @@ def _publish(entry: dict, result: dict, staging: Path, out: Path) -> None:
     """Move a passing artifact into ``out``; for a failing one, remove any older file of that name
     so the folder never holds an artifact its manifest does not vouch for."""
     files = [entry["file"], *(result.get("side_files") or _side_names(entry["format"], entry["file"]))]
-    if entry["status"] != "passed":
+    if entry["status"] not in PUBLISHED_STATUSES:
         for name in files:
-            (out / name).unlink(missing_ok=True)
+            _remove(out / name)
         entry["file"] = None
         entry["intended_file"] = files[0]
         return
     for name in files:
-        if not (staging / name).is_file():
+        if not (staging / name).exists():
             entry.update(status="failed", error=f"converter reported success but wrote no {name}")
             return _publish(entry, {"side_files": result.get("side_files", [])}, staging, out)
     details = []
     for name in files:
+        if (out / name).is_dir():  # a folder artifact: rename cannot replace a non-empty folder
+            _remove(out / name)
         os.replace(staging / name, out / name)
-        details.append({"file": name, "sha256": sha256_of(out / name), "size_bytes": (out / name).stat().st_size})
+        details.append({"file": name, "sha256": sha256_of(out / name), "size_bytes": size_of(out / name)})
     entry["sha256"] = details[0]["sha256"]
     entry["size_bytes"] = details[0]["size_bytes"]
     entry["side_files"] = details[1:]
@@ -467,12 +512,19 @@ def _child(job_path: Path) -> int:
         _write_json(result_path, results)
         traceback.print_exc()
         return 0
-    parity_inputs = np.load(workdir / "parity.npy")
+    info = model.edgecls_info
+    input_type = job.get("input_type", "float32")
+    suffix = "_bytes" if input_type == "uint8" else ""
+    if input_type == "uint8":
+        from edgecls.export.app_input import wrap
+
+        model = wrap(model, info.mean, info.std)
+    parity_inputs = np.load(workdir / f"parity{suffix}.npy")
     reference = np.load(workdir / "reference.npy")
-    request = ExportRequest(model=model, info=model.edgecls_info, resolution=job["resolution"], batch=job["batch"],
+    request = ExportRequest(model=model, info=info, resolution=job["resolution"], batch=job["batch"],
                             dynamic_batch=job["dynamic_batch"], nhwc=job["nhwc"], opset=job["opset"],
-                            calibration=np.load(workdir / "calibration.npy"), workdir=workdir,
-                            options=job["options"])
+                            calibration=np.load(workdir / f"calibration{suffix}.npy"), workdir=workdir,
+                            options=job["options"], input_type=input_type)
     for precision in job["precisions"]:
         dest = staging / job["names"][precision]
         entry: dict[str, Any] = {"status": "running"}
@@ -485,6 +537,11 @@ def _child(job_path: Path) -> int:
             exporter.export(request, precision, dest)
             entry["export_seconds"] = round(time.monotonic() - started, 2)
             entry["side_files"] = [p.name for p in exporter.side_files(dest)]
+            if not getattr(exporter, "can_verify", lambda: True)():
+                entry.update(status="unverified", reason=f"{job['format']} runs only on macOS; parity runs there")
+                entry["seconds"] = round(time.monotonic() - started, 2)
+                _write_json(result_path, results)
+                continue
             parity_started = time.monotonic()
             outputs, described = run_artifact(dest, parity_inputs, batch=None if job["dynamic_batch"] else job["batch"])
             entry["parity"] = compare(reference, outputs).as_dict()

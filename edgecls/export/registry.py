@@ -20,6 +20,7 @@ FORMAT_MODULES = {
     "tflite": "edgecls.export.tflite",
     "executorch": "edgecls.export.executorch",
     "ncnn": "edgecls.export.ncnn",
+    "coreml": "edgecls.export.coreml",
 }
 
 

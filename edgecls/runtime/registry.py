@@ -14,11 +14,15 @@ RUNTIME_MODULES = {
     "litert": "edgecls.runtime.litert",
     "executorch": "edgecls.runtime.executorch",
     "ncnn": "edgecls.runtime.ncnn",
+    "coreml": "edgecls.runtime.coreml",
     "torch": "edgecls.runtime.torch",
 }
 
+# Artifacts that are a folder, not a file (Core ML's ML package).
+FOLDER_SUFFIXES = (".mlpackage",)
 SUFFIX_RUNTIME = {".onnx": "onnxruntime", ".xml": "openvino", ".tflite": "litert",
-                  ".pte": "executorch", ".param": "ncnn"}
+                  ".pte": "executorch", ".param": "ncnn",
+                  ".mlpackage": "coreml"}
 
 
 def runner_class(runtime: str):
@@ -40,7 +44,7 @@ def runtime_for(path: Path) -> str:
 def open_runner(path: Path, threads: int | None = None, runtime: str | None = None):
     """A ready runner for the artifact at ``path`` (runtime from the suffix unless given)."""
     path = Path(path)
-    if not path.is_file():
+    if not (path.is_file() or (path.is_dir() and path.suffix.lower() in FOLDER_SUFFIXES)):
         raise EdgeclsError(f"artifact not found: {path}")
     cls = runner_class(runtime or runtime_for(path))
     return cls(path, threads=threads)
