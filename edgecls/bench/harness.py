@@ -133,6 +133,10 @@ def _artifact_metadata(path: Path) -> dict:
             raw = onnx_metadata(path)
         elif path.suffix.lower() == ".xml":
             raw = _openvino_rt_info(path)
+        elif path.suffix.lower() in (".pte", ".param"):  # ExecuTorch / NCNN keep it in a sidecar JSON
+            from edgecls.runtime.ncnn import read_sidecar
+
+            raw = {k: str(v) for k, v in read_sidecar(path).items() if k != "labels"}
         else:
             raw = {}
     except (EdgeclsError, errors.MissingDependencyError):
