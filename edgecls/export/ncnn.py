@@ -27,8 +27,10 @@ from edgecls.export.base import Exporter, ExportRequest
 # Every fact edgecls keeps about this format, for the format table (edgecls/formats.py).
 FORMAT_ROW = {
     "name": "ncnn",
-    "suffix": ".param",
-    "side_files": (".bin", ".param.json"),  # <stem>.bin weights, <name>.param.json sidecar metadata
+    # ".ncnn.param" so the weights are "<name>.ncnn.bin": a plain "<name>.bin" is OpenVINO's side file
+    # and the two formats of one export would overwrite each other's weights.
+    "suffix": ".ncnn.param",
+    "side_files": (".ncnn.bin", ".ncnn.param.json"),  # weights and sidecar metadata
     "runtime": "ncnn",
     "runtime_module": "edgecls.runtime.ncnn",
     "extra": "ncnn",
@@ -55,7 +57,7 @@ def _pnnx_binary() -> str:
 
 class NcnnExporter(Exporter):
     format = "ncnn"
-    suffix = ".param"
+    suffix = FORMAT_ROW["suffix"]
     precisions = FORMAT_ROW["precisions"]
     extra = "ncnn"
 

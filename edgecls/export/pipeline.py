@@ -169,7 +169,7 @@ def artifact_name(info, config: ExportConfig, resolution: int, precision: str, s
 
 
 def _suffix(fmt: str) -> str:
-    return {"onnx": ".onnx", "openvino": ".xml", "tflite": ".tflite", "executorch": ".pte", "ncnn": ".param", "coreml": ".mlpackage"}.get(fmt, f".{fmt}")
+    return {"onnx": ".onnx", "openvino": ".xml", "tflite": ".tflite", "executorch": ".pte", "ncnn": ".ncnn.param", "coreml": ".mlpackage"}.get(fmt, f".{fmt}")
 
 
 # -- helpers -----------------------------------------------------------------------------------
