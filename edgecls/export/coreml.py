@@ -119,6 +119,9 @@ def _int8_module(module, sample, request: ExportRequest):
     quantizer = LinearQuantizer(module, config)
     prepared = quantizer.prepare(example_inputs=(sample,), inplace=False)
     quantizer.step()
+    # eval: batch norm keeps its trained statistics (prepare returns a training-mode module, whose
+    # batch norm would re-estimate them from the calibration batches); the observers still record.
+    prepared.eval()
     with torch.no_grad():
         for chunk in calibration_batches(request):
             prepared(torch.from_numpy(chunk))
