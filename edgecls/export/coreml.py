@@ -92,8 +92,8 @@ def _int8_module(module, sample, request: ExportRequest):
     quantizer = LinearQuantizer(module, config)
     prepared = quantizer.prepare(example_inputs=(sample,), inplace=False)
     quantizer.step()
-    # eval: batch norm keeps its running statistics (train mode would re-estimate them from the
-    # calibration batches, and fails on a 1x1 map of batch 1); the observers record either way.
+    # eval: batch norm keeps its trained statistics (prepare returns a training-mode module, whose
+    # batch norm would re-estimate them from the calibration batches); the observers still record.
     prepared.eval()
     with torch.no_grad():
         for chunk in calibration_batches(request):
