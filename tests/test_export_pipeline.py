@@ -265,8 +265,8 @@ def test_bad_profiles(tmp_path):
     with pytest.raises(EdgeclsError, match="unknown target 'nope'"):
         load_profile("nope")
     bad = tmp_path / "bad.toml"
-    bad.write_text('formats = ["onnx", "coreml"]\n')
-    with pytest.raises(InvalidArgumentError, match="unknown format 'coreml'"):
+    bad.write_text('formats = ["onnx", "tensorrt"]\n')
+    with pytest.raises(InvalidArgumentError, match="unknown format 'tensorrt'"):
         load_profile(str(bad))
     bad.write_text('formats = ["onnx"]\nthread = [1]\n')
     with pytest.raises(InvalidArgumentError, match="unknown key"):
