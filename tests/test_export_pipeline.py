@@ -278,7 +278,7 @@ def test_bad_profiles(tmp_path):
 
 @pytest.mark.parametrize("kwargs,error,match", [
     (dict(model="resnet50"), UnknownModelError, "unknown model 'resnet50'"),
-    (dict(formats=["onnx", "coreml"]), InvalidArgumentError, "unknown format 'coreml'"),
+    (dict(formats=["onnx", "tensorrt"]), InvalidArgumentError, "unknown format 'tensorrt'"),
     (dict(precisions=["int4"]), InvalidArgumentError, "unknown precision 'int4'"),
     (dict(weights="missing.pth"), EdgeclsError, "weights file not found"),
     (dict(resolution=30), InvalidArgumentError, "resolution 30 is too small"),
