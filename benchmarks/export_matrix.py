@@ -24,10 +24,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from edgecls.manifest import UNVERIFIED
+
 HERE = Path(__file__).resolve().parent
 JSON_PATH = HERE / "export_matrix.json"
 MD_PATH = HERE / "export_matrix.md"
 PRECISIONS = ("fp32", "fp16", "int8")
+# Core ML artifacts convert on Linux but run only on macOS: counted apart, never as passed.
+OK_STATUSES = ("passed", UNVERIFIED)
 SMALL_RESOLUTION = 64  # parity is about the graph, not the image size; small keeps the matrix fast
 CALIB_SIZE = 16  # random weights: the ranges only need to be plausible
 PRETRAINED_CALIB_SIZE = 100  # real weights: calibrated like `edgecls export` does by default
@@ -66,6 +70,8 @@ def _cell(artifact: dict | None) -> str:
     if artifact is None:
         return "·"
     parity = artifact.get("parity") or {}
+    if artifact["status"] == UNVERIFIED:
+        return "⚪ converted"
     if artifact["status"] == "passed":
         if artifact["precision"] == "fp32":
             return f"✅ {parity['max_rel_diff']:.0e}"
@@ -81,9 +87,10 @@ def write_markdown(results: dict[str, dict], formats: list[str], precisions: lis
     import edgecls
 
     rows = [results[name] for name in sorted(results)]
-    columns = [(f, p) for f in formats for p in precisions]
+    columns = [(f, p) for f in formats for p in precisions if p in _offered(f)]
     passed = sum(a["status"] == "passed" for r in rows for a in r["artifacts"])
     total = sum(len(r["artifacts"]) for r in rows)
+    unverified = sum(a["status"] == UNVERIFIED for r in rows for a in r["artifacts"])
     lines = [
         "# Export matrix",
         "",
@@ -99,7 +106,8 @@ def write_markdown(results: dict[str, dict], formats: list[str], precisions: lis
         "int8 = worst cosine / top-1 agreement (random weights: cosine >= 0.9; real weights: agreement >= 95 %). "
         "`·` = not run.",
         "",
-        f"**{passed} / {total} artifacts passed.**",
+        f"**{passed} / {total} artifacts passed**" + (f"; {unverified} Core ML artifacts converted, not verified "
+                                                      "(`⚪`: Core ML runs only on macOS)." if unverified else "."),
         "",
         "| model | px | weights | " + " | ".join(f"{f} {p}" for f, p in columns) + " | s |",
         "|---|---|---|" + "---|" * len(columns) + "---|",
@@ -110,7 +118,7 @@ def write_markdown(results: dict[str, dict], formats: list[str], precisions: lis
         cells = [_cell(by_key.get(key)) for key in columns]
         lines.append(f"| {row['model']} | {row['resolution']} | {row['weights']} | " + " | ".join(cells)
                      + f" | {row['seconds']:.0f} |")
-        failures += [(row["model"], a) for a in row["artifacts"] if a["status"] != "passed"]
+        failures += [(row["model"], a) for a in row["artifacts"] if a["status"] not in OK_STATUSES]
     if failures:
         lines += ["", "## Failures", ""]
         for model, artifact in failures:
@@ -119,10 +127,23 @@ def write_markdown(results: dict[str, dict], formats: list[str], precisions: lis
     MD_PATH.write_text("\n".join(lines) + "\n")
 
 
+def _offered(fmt: str) -> tuple[str, ...]:
+    from edgecls.formats import get_format
+
+    return get_format(fmt).precisions
+
+
 def _save(name: str, result: dict) -> dict:
     """Merge one model's result into the JSON on disk (re-read first, so runs on disjoint
     ``--models`` can share the file) and write it by temp file + rename; returns the merged dict."""
     merged = json.loads(JSON_PATH.read_text()) if JSON_PATH.is_file() else {}
+    previous = merged.get(name)
+    if previous and previous.get("resolution") == result["resolution"]:
+        # A run over some formats keeps the other formats' cells (and their time) of earlier runs.
+        fresh = {(a["format"], a["precision"]) for a in result["artifacts"]}
+        kept = [a for a in previous["artifacts"] if (a["format"], a["precision"]) not in fresh]
+        result = {**result, "artifacts": kept + result["artifacts"],
+                  "seconds": round(previous.get("seconds", 0) + result["seconds"], 1)}
     merged[name] = result
     partial = JSON_PATH.with_suffix(f".json.{os.getpid()}.tmp")
     partial.write_text(json.dumps(dict(sorted(merged.items())), indent=1) + "\n")
@@ -157,12 +178,12 @@ def main(argv: list[str] | None = None) -> int:
         # Re-read before each model: another run (e.g. one with --reverse) may have done it meanwhile.
         results = json.loads(JSON_PATH.read_text()) if JSON_PATH.is_file() else results
         done = results.get(name)
-        wanted = {(f, p) for f in formats for p in precisions}
+        wanted = {(f, p) for f in formats for p in precisions if p in _offered(f)}
         if done and wanted <= {(a["format"], a["precision"]) for a in done["artifacts"]}:
             continue
         print(f"[{index}/{len(names)}] {name}", flush=True)
         results[name] = run_model(name, formats, precisions)
-        bad = [f"{a['format']} {a['precision']}" for a in results[name]["artifacts"] if a["status"] != "passed"]
+        bad = [f"{a['format']} {a['precision']}" for a in results[name]["artifacts"] if a["status"] not in OK_STATUSES]
         print(f"    {results[name]['seconds']:.0f} s, failed: {', '.join(bad) or 'none'}", flush=True)
         results = _save(name, results[name])
         write_markdown(results, formats, precisions)  # usable even if the run is stopped

@@ -60,6 +60,8 @@ def results_table(artifacts: list[dict], title: str = "export"):
     """A rich table: one row per artifact, pass/fail with parity figures and the reason."""
     from rich.table import Table
 
+    from edgecls.manifest import UNVERIFIED
+
     table = Table(title=title)
     # Figures never wrap; the file name and the reason fold when the terminal is narrow.
     for column in ("format", "prec", "status", "MB", "rel diff", "cosine", "top-1 [95% CI] n", "s"):
@@ -68,19 +70,21 @@ def results_table(artifacts: list[dict], title: str = "export"):
     for entry in artifacts:
         parity = entry.get("parity") or {}
         passed = entry["status"] == "passed"
+        unverified = entry["status"] == UNVERIFIED
         size = entry.get("size_bytes")
         if size:  # an artifact's size includes its side files (OpenVINO keeps the weights in the .bin)
             size += sum(side["size_bytes"] for side in entry.get("side_files") or [])
         table.add_row(
             entry["format"], entry["precision"],
-            ("[green]passed[/green]" if passed else "[red]failed[/red]")
+            ("[green]passed[/green]" if passed else "[yellow]unverified[/yellow]" if unverified else "[red]failed[/red]")
             + ("\n[yellow]benchmark only[/yellow]" if entry.get("benchmark_only") else ""),
             _fmt(size / 1e6 if size else None, ".2f"),
             _fmt(parity.get("max_rel_diff"), ".1e"),
             _fmt(parity.get("min_cosine"), ".5f"),
             agreement_text(parity),
             _fmt((entry.get("seconds") or {}).get("total"), ".0f"),
-            entry.get("file") if passed else f"[red]{entry.get('error') or 'failed'}[/red]",
+            entry.get("file") if passed else f"{entry.get('file')} [yellow]({entry['status']})[/yellow]" if unverified
+            else f"[red]{entry.get('error') or 'failed'}[/red]",
         )
     return table
 
@@ -100,7 +104,7 @@ def export(
                                     help="Require the model's built-in weights (used by default where a model has them)."),
     random_weights: bool = typer.Option(False, "--random-weights",
                                         help="Random weights even where built-in ones exist (artifacts are benchmark only)."),
-    formats: Optional[str] = typer.Option(None, "--formats", help="Comma-separated: onnx,openvino,tflite (default: all)."),
+    formats: Optional[str] = typer.Option(None, "--formats", help="Comma-separated: onnx,openvino,tflite,executorch,ncnn,coreml (default: all)."),
     int8: bool = typer.Option(False, "--int8", help="Also build int8 artifacts (static quantization)."),
     fp16: bool = typer.Option(False, "--fp16", help="Also build fp16 artifacts."),
     calib: str = typer.Option("builtin", "--calib", help="Folder of calibration images, or 'builtin'."),
@@ -109,6 +113,8 @@ def export(
     batch: int = typer.Option(1, "--batch", help="Static batch size."),
     dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help="Batch dimension left dynamic."),
     nhwc: bool = typer.Option(False, "--nhwc", help="Artifacts take channels-last (N, H, W, C) input."),
+    input_type: str = typer.Option(
+        "float32", "--input-type", help="float32 (normalised input) or uint8 (RGB bytes 0-255, normalisation in the graph)."),
     opset: int = typer.Option(18, "--opset", help="ONNX opset (17 or newer)."),
     target: Optional[str] = typer.Option(None, "--target", help="Target profile: x86-avx2, x86-vnni, arm64 or a .toml."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: out/NAME)."),
@@ -130,6 +136,7 @@ def export(
     config = ExportConfig(
         model=name, weights=weights, pretrained=pretrained, random_weights=random_weights, formats=formats, extra_precisions=extra, calib=calib,
         calib_size=calib_size, resolution=resolution, batch=batch, dynamic_batch=dynamic_batch, nhwc=nhwc,
+        input_type=input_type.strip().lower(),
         opset=opset, target=target, out=out or Path("out") / resolve_name(name), min_agreement=min_agreement,
         max_drop=max_drop, val=val, sensitivity=sensitivity,
     )

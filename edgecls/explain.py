@@ -25,7 +25,6 @@ import numpy as np
 from edgecls.errors import EdgeclsError, InvalidArgumentError
 
 METHODS = ("gradcam", "gradcam++", "scorecam")
-ARTIFACT_SUFFIXES = (".onnx", ".xml", ".tflite")
 # The last feature map that still has a spatial extent, per family (module path; [-1] = last child).
 TARGET_LAYERS = {
     "efficientnet": "act2",
@@ -256,7 +255,9 @@ def explain(target: str, images: Sequence, class_index: int | None = None, metho
         raise InvalidArgumentError(f"--method {method!r} is not one of {', '.join(METHODS)}")
     if not images:
         raise EdgeclsError("give at least one image file to explain")
-    is_artifact = Path(target).suffix.lower() in ARTIFACT_SUFFIXES
+    from edgecls.formats import is_artifact_path
+
+    is_artifact = is_artifact_path(target)
     artifact = Path(target) if is_artifact else None
     if artifact is not None:
         if not artifact.is_file():

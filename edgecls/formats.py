@@ -25,12 +25,26 @@ class Format:
     runtime: str  # key of edgecls.runtime.registry.RUNTIME_MODULES
     runtime_extra: str  # pip extra that installs the runtime
     converter: str | None  # module (or "module:Class") of the Exporter; None: not exportable
-    # Files that belong to the artifact, as suffixes replacing the main one (OpenVINO's weights).
+    # Files that belong to the artifact, as suffixes replacing the last part of its suffix:
+    # OpenVINO's x.xml -> x.bin, NCNN's x.ncnn.param -> x.ncnn.bin and x.ncnn.param.json.
     side_suffixes: tuple[str, ...] = ()
     # Distributions whose versions shape the artifact: recorded in every manifest entry.
     tools: tuple[str, ...] = ()
     precisions: tuple[str, ...] = PRECISIONS
     converter_extra: str = "export"
+    folder: bool = False  # the artifact is a directory (Core ML's .mlpackage), hashed file by file
+    # sys.platform values whose runtime can run the artifact; elsewhere it is converted but not
+    # verified (edgecls.manifest.UNVERIFIED). Empty: every platform.
+    runs_on: tuple[str, ...] = ()
+
+    def runs_here(self) -> bool:
+        import sys
+
+        return not self.runs_on or sys.platform in self.runs_on
+
+    def matches(self, path: str | Path) -> bool:
+        """Whether ``path``'s name ends with this format's (possibly two-part) suffix."""
+        return bool(self.suffix) and Path(path).name.lower().endswith(self.suffix)
 
     def side_files(self, path: Path) -> list[Path]:
         path = Path(path)
@@ -52,6 +66,18 @@ FORMATS: dict[str, Format] = {
                tools=("torch", "openvino", "nncf")),
         Format("tflite", ".tflite", "litert", "runtime", "edgecls.export.tflite",
                tools=("torch", "litert-torch", "ai-edge-litert", "ai-edge-quantizer")),
+        # No fp16: XNNPACK's fp16 needs native fp16 arithmetic (ARMv8.2+). The sidecar x.pte.json
+        # holds the metadata a .pte has no slot for.
+        Format("executorch", ".pte", "executorch", "executorch", "edgecls.export.executorch",
+               side_suffixes=(".pte.json",), tools=("torch", "executorch", "torchao"),
+               precisions=("fp32", "int8"), converter_extra="executorch"),
+        # ".ncnn.param" so the weights are x.ncnn.bin: a plain x.bin is OpenVINO's side file. No
+        # int8: ncnn2table / ncnn2int8 come from no PyPI or Debian package.
+        Format("ncnn", ".ncnn.param", "ncnn", "ncnn", "edgecls.export.ncnn",
+               side_suffixes=(".bin", ".param.json"), tools=("torch", "pnnx", "ncnn"),
+               precisions=("fp32", "fp16"), converter_extra="ncnn"),
+        Format("coreml", ".mlpackage", "coreml", "coreml", "edgecls.export.coreml", tools=("torch", "coremltools"),
+               converter_extra="coreml", folder=True, runs_on=("darwin",)),
     )
 }
 # The PyTorch eager baseline: benchmarked and compared like a format, never exported.
@@ -93,21 +119,22 @@ def artifact_suffixes() -> tuple[str, ...]:
 
 
 def is_artifact_path(path: str | Path) -> bool:
-    return Path(path).suffix.lower() in artifact_suffixes()
+    return any(f.matches(path) for f in FORMATS.values())
 
 
 def format_of(path: str | Path) -> Format:
-    """The format of an artifact file, by its suffix."""
-    suffix = Path(path).suffix.lower()
+    """The format of an artifact file (or folder), by its suffix."""
     for fmt in FORMATS.values():
-        if fmt.suffix and fmt.suffix == suffix:
+        if fmt.matches(path):
             return fmt
     raise EdgeclsError(f"cannot tell the format of {path}: expected one of {', '.join(artifact_suffixes())}")
 
 
 def artifact_bytes(path: str | Path) -> int:
-    """Size on disk of an artifact with its side files."""
-    return sum(p.stat().st_size for p in format_of(path).files(Path(path)) if p.is_file())
+    """Size on disk of an artifact with its side files (every file inside a folder artifact)."""
+    from edgecls.manifest import size_of
+
+    return sum(size_of(p) for p in format_of(path).files(Path(path)) if p.exists())
 
 
 __all__ = ["FORMATS", "PRECISIONS", "TORCH", "Format", "artifact_bytes", "artifact_suffixes", "check_format",

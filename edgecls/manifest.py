@@ -27,6 +27,10 @@ MANIFEST_NAME = "manifest.json"
 LOCK_NAME = ".manifest.lock"
 SCHEMA_VERSION = 2  # 1: the untyped manifests of edgecls <= 0.x (no schema key); read the same way
 PASSED = "passed"
+FAILED = "failed"
+# An artifact written and kept whose runtime cannot run on this OS (Core ML off macOS): no parity
+# was measured, so bench and reports never count it as passed.
+UNVERIFIED = "converted, not verified: needs macOS"
 
 
 class ArtifactMismatchError(EdgeclsError):
@@ -46,10 +50,11 @@ class ManifestEntry:
 
     format: str
     precision: str
-    status: str  # "passed" or "failed"
+    status: str  # PASSED, FAILED or UNVERIFIED
     file: str | None = None  # None when no file is published (failed and nothing older kept)
     intended_file: str | None = None  # the name a failed build would have had
     error: str | None = None
+    unverified_reason: str | None = None  # why an UNVERIFIED artifact was not run
     model: str | None = None
     weights: str | None = None  # "random", "pretrained", "file:NAME"
     num_classes: int | None = None
@@ -59,7 +64,8 @@ class ManifestEntry:
     params: int | None = None  # of the PyTorch model, counted at export time
     macs: int | None = None  # per image at the export resolution (conv + linear + matmul)
     input: dict | None = None  # name, shape, dtype, layout as the runtime reported them
-    preprocessing: dict | None = None  # resolution, mean, std, crop_pct, interpolation, layout...
+    # resolution, mean, std, crop_pct, interpolation, layout, input_type ("uint8": RGB bytes in)...
+    preprocessing: dict | None = None
     parity: dict | None = None
     parity_rule: dict | None = None
     parity_data: dict | None = None  # names of the parity inputs and PyTorch outputs kept beside the manifest
@@ -87,6 +93,11 @@ class ManifestEntry:
     @property
     def passed(self) -> bool:
         return self.status in (PASSED, "ok") and bool(self.file)
+
+    @property
+    def published(self) -> bool:
+        """Its file is in the folder: passed, or converted but not verifiable here."""
+        return (self.passed or self.status == UNVERIFIED) and bool(self.file)
 
     @property
     def resolution(self) -> int | None:
@@ -196,11 +207,36 @@ def manifest_beside(path: Path) -> tuple[Manifest, ManifestEntry] | None:
 
 
 def sha256_of(path: Path) -> str:
+    """A file's sha256; for a folder artifact (Core ML's .mlpackage) the sha256 over every file in it,
+    sorted by relative path, each as its path, a NUL byte and its contents' sha256."""
+    path = Path(path)
+    if path.is_dir():
+        digest = hashlib.sha256()
+        for member in sorted(p for p in path.rglob("*") if p.is_file()):
+            digest.update(member.relative_to(path).as_posix().encode() + b"\0" + sha256_of(member).encode())
+        return digest.hexdigest()
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def size_of(path: Path) -> int:
+    """Bytes of a file, or of every file in a folder artifact."""
+    path = Path(path)
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+
+
+def remove_artifact_file(path: Path) -> None:
+    """Remove a file or a folder artifact (absent is fine)."""
+    import shutil
+
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def verify_entry(folder: Path, entry: ManifestEntry) -> None:
@@ -215,7 +251,7 @@ def verify_entry(folder: Path, entry: ManifestEntry) -> None:
         if not record.sha256:
             raise ArtifactMismatchError(f"{path}: {MANIFEST_NAME} records no sha256 for it, so it cannot be "
                                         "verified: re-export it, or pass --no-verify")
-        if not path.is_file():
+        if not path.exists():
             raise ArtifactMismatchError(f"{path} is listed in {MANIFEST_NAME} but missing: re-export it")
         if sha256_of(path) != record.sha256:
             raise ArtifactMismatchError(f"{path} does not match the sha256 in {MANIFEST_NAME} (modified or "
@@ -297,7 +333,7 @@ def merge_entries(folder: Path, entries: list[ManifestEntry]) -> Path:
                 merged.append(entry)
                 continue
             old = merged[index]
-            if not entry.passed and old.passed:
+            if not entry.published and old.published:
                 old.last_attempt = {"status": entry.status, "error": entry.error, "created": entry.created}
                 continue
             merged[index] = entry
@@ -309,6 +345,6 @@ def merge_entries(folder: Path, entries: list[ManifestEntry]) -> Path:
     return manifest.path
 
 
-__all__ = ["LOCK_NAME", "MANIFEST_NAME", "SCHEMA_VERSION", "ArtifactMismatchError", "FileRecord", "Manifest",
+__all__ = ["FAILED", "LOCK_NAME", "MANIFEST_NAME", "PASSED", "SCHEMA_VERSION", "UNVERIFIED", "ArtifactMismatchError", "FileRecord", "Manifest",
            "ManifestEntry", "atomic_write_bytes", "describe_os_error", "locked", "manifest_beside",
-           "merge_entries", "read_manifest", "sha256_of", "verify_artifact", "verify_entry"]
+           "merge_entries", "read_manifest", "remove_artifact_file", "sha256_of", "size_of", "verify_artifact", "verify_entry"]

@@ -80,7 +80,7 @@ def test_unknown_keys_are_one_clear_error(tmp_path, text, key):
 
 
 @pytest.mark.parametrize("text, words", [
-    ('models = ["squeezenet1_1"]\nformats = ["onnx", "coreml"]\n', "unknown format 'coreml'"),
+    ('models = ["squeezenet1_1"]\nformats = ["onnx", "tensorrt"]\n', "unknown format 'tensorrt'"),
     ('models = ["squeezenet1_1"]\nprecisions = ["int4"]\n', "unknown precision 'int4'"),
     ('models = ["squeezenet1_1"]\nthreads = [0]\n', "'threads' must be a positive integer"),
     ('models = ["squeezenet1_1"]\nweights = "imagenet"\n', "'weights' must be one of"),

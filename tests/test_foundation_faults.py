@@ -140,11 +140,14 @@ def test_one_format_table_drives_suffixes_runtimes_and_side_files():
     from edgecls import formats
     from edgecls.runtime.registry import RUNTIME_MODULES, runtime_for
 
-    assert formats.artifact_suffixes() == (".onnx", ".xml", ".tflite")
+    assert formats.artifact_suffixes() == (".onnx", ".xml", ".tflite", ".pte", ".ncnn.param", ".mlpackage")
     for fmt in formats.FORMATS.values():
         assert fmt.runtime in RUNTIME_MODULES and runtime_for(Path(f"m{fmt.suffix}")) == fmt.runtime
         assert formats.format_of(f"x/m{fmt.suffix.upper()}") is fmt
     assert [p.name for p in formats.get_format("openvino").side_files(Path("a/m.xml"))] == ["m.bin"]
+    # a two-part suffix: NCNN's weights must not collide with OpenVINO's m.bin
+    assert [p.name for p in formats.get_format("ncnn").side_files(Path("a/m.ncnn.param"))] == [
+        "m.ncnn.bin", "m.ncnn.param.json"]
     with pytest.raises(EdgeclsError, match="cannot tell the format"):
         formats.format_of("m.bin")
 

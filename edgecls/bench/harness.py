@@ -86,7 +86,7 @@ def benchmark_target(
     timing = timing or TimingConfig()
     if not isinstance(batch, int) or batch < 1:
         raise InvalidArgumentError(f"batch must be a positive integer, got {batch!r}")
-    if target.path and not Path(target.path).is_file():
+    if target.path and not Path(target.path).exists():
         raise EdgeclsError(f"artifact not found: {target.path}")
     from dataclasses import asdict
 

@@ -56,7 +56,7 @@ def targets_from_manifest(folder: Path, verify: bool = True, manifest: Manifest 
     for entry in manifest.passed_entries():
         if verify:
             verify_entry(folder, entry)
-        elif not (folder / entry.file).is_file():
+        elif not (folder / entry.file).exists():
             continue
         targets.append(entry_target(folder, entry))
     if not targets:
@@ -100,10 +100,10 @@ def resolve_targets(items: list[str], weights: str | None = None, resolution: in
     targets: list[Target] = []
     for item in items:
         path = Path(item)
-        if path.is_dir():
+        if path.is_dir() and not is_artifact_path(path):  # an .mlpackage is a folder artifact, not an export folder
             targets.extend(targets_from_manifest(path, verify=verify))
             continue
-        if path.is_file():
+        if path.exists():
             targets.append(file_target(item, resolution, verify))
             continue
         if is_artifact_path(path) or os.sep in item or "/" in item:

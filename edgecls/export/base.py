@@ -34,6 +34,9 @@ class ExportRequest:
     workdir: Path  # scratch folder shared by the formats of one export run (e.g. the fp32 ONNX)
     # Per-format settings from the target profile: options["onnx"]["int8"] is the [onnx.int8] table.
     options: dict[str, Any] = field(default_factory=dict)
+    # "uint8": ``model`` takes RGB byte values (normalisation folded in, edgecls.export.app_input) and
+    # ``calibration`` holds byte values too.
+    input_type: str = "float32"
 
     @property
     def is_attention_model(self) -> bool:
@@ -48,9 +51,20 @@ class _FormatSuffix:
         return get_format(owner.format).suffix
 
 
+class _FormatPrecisions:
+    """``Exporter.precisions``: the ``precisions`` column of the format's row (all of them for a
+    format the table does not know, e.g. a test's stand-in)."""
+
+    def __get__(self, obj: Any, owner: type) -> tuple[str, ...]:
+        from edgecls.formats import FORMATS
+
+        row = FORMATS.get(getattr(owner, "format", ""))
+        return row.precisions if row else PRECISIONS
+
+
 class Exporter(ABC):
-    format: str  # a key of edgecls.formats.FORMATS: suffix, side files, extra come from that row
-    precisions: tuple[str, ...] = PRECISIONS
+    format: str  # a key of edgecls.formats.FORMATS: suffix, side files, extra, precisions come from that row
+    precisions = _FormatPrecisions()
 
     @classmethod
     def check_settings(cls, options: dict[str, Any], precisions: list[str]) -> None:

@@ -232,6 +232,15 @@ def folder_sets(info, folder: Path, resolution: int, size: int) -> ImageSets:
     return sets
 
 
+def pixel_bytes(images: np.ndarray, mean, std) -> np.ndarray:
+    """Normalised NCHW images back to the RGB byte values they were made from (float32 0-255): the
+    inputs of a ``--input-type uint8`` artifact. Exact, since preprocessing scales 8-bit crops."""
+    mean = np.asarray(mean, dtype=np.float64).reshape(1, 3, 1, 1)
+    std = np.asarray(std, dtype=np.float64).reshape(1, 3, 1, 1)
+    pixels = np.round((np.asarray(images, dtype=np.float64) * std + mean) * 255.0)
+    return np.clip(pixels, 0, 255).astype(np.float32)
+
+
 def load_image_sets(info, source: str | Path, resolution: int, size: int) -> ImageSets:
     """The calibration/parity images for ``source``: ``"builtin"`` or a folder of images."""
     if not isinstance(size, int) or isinstance(size, bool) or size < 1:
@@ -246,4 +255,5 @@ def load_image_sets(info, source: str | Path, resolution: int, size: int) -> Ima
     return folder_sets(info, path, resolution, size)
 
 
-__all__ = ["ImageSets", "PARITY_SOURCES", "tuning_views", "RECOMMENDED_CALIBRATION_SIZE", "builtin_sets", "folder_sets", "load_image_sets"]
+__all__ = ["ImageSets", "PARITY_SOURCES", "tuning_views", "RECOMMENDED_CALIBRATION_SIZE", "builtin_sets", "folder_sets", "load_image_sets",
+           "pixel_bytes"]

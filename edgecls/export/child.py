@@ -18,6 +18,7 @@ from typing import Any
 
 from edgecls.errors import InvalidArgumentError
 from edgecls.isolation import one_line
+from edgecls.manifest import remove_artifact_file
 
 RUNNING = "running"
 
@@ -63,12 +64,21 @@ def export_format(job: dict) -> dict:
     except Exception as exc:  # noqa: BLE001 - recorded for every precision of this format
         traceback.print_exc()
         return {p: {"status": "error", "error": one_line(exc), "seconds": 0.0} for p in job["precisions"]}
-    parity_inputs = np.load(workdir / "parity.npy")
+    info = model.edgecls_info
+    input_type = job.get("input_type", "float32")
+    # "uint8": the exporters see the model behind the byte-input wrapper and calibrate / check parity
+    # on the crops' bytes; the reference stays PyTorch on the float preprocessing.
+    arrays = "_bytes" if input_type == "uint8" else ""
+    if input_type == "uint8":
+        from edgecls.export.app_input import wrap
+
+        model = wrap(model, info.mean, info.std)
+    parity_inputs = np.load(workdir / f"parity{arrays}.npy")
     reference = np.load(workdir / "reference.npy")
-    request = ExportRequest(model=model, info=model.edgecls_info, resolution=job["resolution"], batch=job["batch"],
+    request = ExportRequest(model=model, info=info, resolution=job["resolution"], batch=job["batch"],
                             dynamic_batch=job["dynamic_batch"], nhwc=job["nhwc"], opset=job["opset"],
-                            calibration=np.load(workdir / "calibration.npy"), workdir=workdir,
-                            options=job["options"])
+                            calibration=np.load(workdir / f"calibration{arrays}.npy"), workdir=workdir,
+                            options=job["options"], input_type=input_type)
     for precision in job["precisions"]:
         dest = staging / job["names"][precision]
         entry: dict[str, Any] = {"status": RUNNING}
@@ -84,6 +94,11 @@ def export_format(job: dict) -> dict:
                 exporter.export(request, precision, dest)
             entry["export_seconds"] = round(time.monotonic() - started, 2)
             entry["side_files"] = [p.name for p in sides(dest)]
+            if not job.get("runs_here", True):  # the format's runtime needs another OS (Core ML: macOS)
+                entry.update(status="unverified", reason=f"{job['format']} runs only on macOS; parity runs there")
+                entry["seconds"] = round(time.monotonic() - started, 2)
+                _write_progress(progress, results)
+                continue
             parity_started = time.monotonic()
             outputs, described = run_artifact(dest, parity_inputs, batch=None if job["dynamic_batch"] else job["batch"])
             entry["parity"] = compare(reference, outputs).as_dict()
@@ -94,7 +109,7 @@ def export_format(job: dict) -> dict:
             traceback.print_exc()
             entry.update(status="error", error=one_line(exc))
             for path in (dest, *sides(dest)):  # a half-written file must not linger
-                Path(path).unlink(missing_ok=True)
+                remove_artifact_file(Path(path))
         entry["seconds"] = round(time.monotonic() - started, 2)
         _write_progress(progress, results)
     return results
@@ -110,6 +125,11 @@ def _budgeted_int8(exporter, request, dest: Path, job: dict) -> dict:
 
     spec, workdir = job["budget"], Path(job["workdir"])
     stem = Path(job["out"]) / f"{Path(dest.name).stem}.sensitivity" if spec.get("sensitivity") else None
-    budget = Budget(spec["kind"], spec["goal"], np.load(workdir / "budget_images.npy"),
+    images = np.load(workdir / "budget_images.npy")
+    if request.input_type == "uint8":  # the artifact being tuned takes the crops' bytes
+        from edgecls.export.calibration import pixel_bytes
+
+        images = pixel_bytes(images, request.info.mean, request.info.std)
+    budget = Budget(spec["kind"], spec["goal"], images,
                     np.load(workdir / "budget_labels.npy"), spec["fp32_metric"], stem)
     return export_within_budget(exporter, request, dest, budget, log=lambda message: print(message, flush=True))

@@ -131,6 +131,7 @@ def artifact_metadata(request: ExportRequest, precision: str) -> dict[str, str]:
         "interpolation": info.interpolation,
         "layout": "NHWC" if request.nhwc else "NCHW",
         "precision": precision,
+        "input_type": request.input_type,
         "edgecls_version": edgecls.__version__,
     }
     num_classes = _num_classes(request)

@@ -297,6 +297,7 @@ def _write_metadata(ov_model: Any, request: ExportRequest, precision: str, conve
         "interpolation": info.interpolation,
         "layout": "NHWC" if request.nhwc else "NCHW",
         "precision": precision,
+        "input_type": request.input_type,
         "num_classes": ov_model.output(0).get_partial_shape()[-1].get_length(),
         "converter": converter,
         "edgecls_version": edgecls.__version__,

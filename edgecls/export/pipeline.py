@@ -36,8 +36,9 @@ from edgecls.errors import EdgeclsError
 from edgecls.export.plan import (DEFAULT_CALIB_SIZE, DEFAULT_TIMEOUT_SECONDS, ExportConfig, ExportPlan, artifact_name,
                                  check_output_folder, make_plan, resolve_plan)
 from edgecls.formats import get_format
-from edgecls.manifest import (MANIFEST_NAME, FileRecord, ManifestEntry, atomic_write_bytes, describe_os_error, locked,
-                              merge_entries, read_manifest, sha256_of)
+from edgecls.manifest import (MANIFEST_NAME, UNVERIFIED, FileRecord, ManifestEntry, atomic_write_bytes,
+                              describe_os_error, locked, merge_entries, read_manifest, remove_artifact_file, sha256_of,
+                              size_of)
 
 WORKDIR_PREFIX = ".edgecls-work-"
 PID_FILE = "pid"
@@ -56,7 +57,8 @@ class ExportRun:
 
     @property
     def ok(self) -> bool:
-        return bool(self.artifacts) and all(a["status"] == "passed" for a in self.artifacts)
+        # a Core ML artifact off macOS (UNVERIFIED) is written and recorded: not a failure of the run
+        return bool(self.artifacts) and all(a["status"] in ("passed", UNVERIFIED) for a in self.artifacts)
 
 
 def tool_versions(fmt: str) -> dict[str, str]:
@@ -105,8 +107,8 @@ def _complete_publish(out: Path, workdir: Path) -> None:
         return  # the manifest never took the new entry: the old files and entry stand as they are
     for name in data.get("files", []):
         staged = workdir / "staging" / name
-        if staged.is_file():
-            os.replace(staged, out / name)
+        if staged.exists():
+            _replace(staged, out / name)
     journal.unlink(missing_ok=True)
 
 
@@ -199,6 +201,11 @@ def run_export(config: ExportConfig, log: Log | None = None) -> ExportRun:
             np.save(workdir / "calibration.npy", sets.calibration)
             np.save(workdir / "parity.npy", sets.parity)
             np.save(workdir / "reference.npy", reference)
+            if config.input_type == "uint8":  # the artifact is fed the crops' bytes; PyTorch the float preprocessing
+                from edgecls.export.calibration import pixel_bytes
+
+                np.save(workdir / "calibration_bytes.npy", pixel_bytes(sets.calibration, info.mean, info.std))
+                np.save(workdir / "parity_bytes.npy", pixel_bytes(sets.parity, info.mean, info.std))
             budget_job = _save_budget(config, info, model, sets, plan.resolution, precisions, workdir, log)
         except OSError as exc:
             if workdir is not None:
@@ -214,9 +221,14 @@ def run_export(config: ExportConfig, log: Log | None = None) -> ExportRun:
         try:
             context = _EntryContext(plan, sets, counted.params, counted.macs)
             for fmt in formats:
-                log(f"{fmt}: exporting {', '.join(precisions)}")
+                offered = plan.offered(fmt)
+                if offered != precisions:
+                    log(f"{fmt}: {', '.join(p for p in precisions if p not in offered)} not offered by this format, skipped")
+                if not offered:
+                    continue
+                log(f"{fmt}: exporting {', '.join(offered)}")
                 results = _run_format(plan, fmt, workdir, control, budget_job)
-                for precision in precisions:
+                for precision in offered:
                     entry = context.entry(fmt, precision, results[precision])
                     _publish(entry, results[precision], workdir, out, unrecorded)
                     log(f"{fmt} {precision}: {entry.status}" + (f" ({entry.error})" if entry.error else ""))
@@ -279,7 +291,7 @@ def _run_format(plan: ExportPlan, fmt: str, workdir: Path, control: Path, budget
     from edgecls.export.child import RUNNING
     from edgecls.isolation import run_isolated
 
-    config, precisions = plan.config, plan.precisions
+    config, precisions = plan.config, plan.offered(fmt)
     progress = control / f"progress_{fmt}.json"
     job = {
         "format": fmt, "module": get_format(fmt).converter, "side_suffixes": list(get_format(fmt).side_suffixes),
@@ -287,6 +299,7 @@ def _run_format(plan: ExportPlan, fmt: str, workdir: Path, control: Path, budget
         "num_classes": config.num_classes, "head_hidden": plan.head_hidden,
         "state_dict": str(workdir / "model.pt"), "resolution": plan.resolution,
         "batch": config.batch, "dynamic_batch": config.dynamic_batch, "nhwc": config.nhwc, "opset": config.opset,
+        "input_type": config.input_type, "runs_here": get_format(fmt).runs_here(),
         "options": plan.profile.options, "precisions": precisions,
         "names": {p: plan.file_name(fmt, p) for p in precisions},
         "workdir": str(workdir), "staging": str(workdir / "staging"), "progress": str(progress),
@@ -341,7 +354,10 @@ class _EntryContext:
             preprocessing={"resolution": self.plan.resolution, "mean": list(info.mean), "std": list(info.std),
                            "crop_pct": info.crop_pct, "interpolation": info.interpolation,
                            "resize": "shorter side to resolution / crop_pct, centre crop",
-                           "scale": "1/255, then (x - mean) / std", "layout": "NHWC" if config.nhwc else "NCHW"},
+                           "scale": "1/255, then (x - mean) / std", "layout": "NHWC" if config.nhwc else "NCHW",
+                           "input_type": config.input_type,
+                           "in_graph": ("scale and normalisation (feed RGB bytes 0-255)" if config.input_type == "uint8"
+                                        else "nothing")},
             parity_rule=rule.as_dict(), calibration=self.sets.describe() if precision == "int8" else None,
             # random weights: latency and size are real, the decisions are noise (parity is a cosine check)
             benchmark_only=weights == "random",
@@ -353,6 +369,9 @@ class _EntryContext:
                      "total": result.get("seconds")},
             created=_now(),
         )
+        if result.get("status") == "unverified":
+            entry.status, entry.unverified_reason = UNVERIFIED, result.get("reason")
+            return entry
         if result.get("status") != "converted":
             entry.error = result.get("error") or "conversion failed"
             return entry
@@ -380,21 +399,21 @@ def _publish(entry: ManifestEntry, result: dict, workdir: Path, out: Path, unrec
     name = entry.file
     fmt = get_format(entry.format)
     files = [name, *(result.get("side_files") or [p.name for p in fmt.side_files(Path(name))])]
-    if entry.status == "passed":
-        missing = [n for n in files if not (staging / n).is_file()]
+    if entry.status in ("passed", UNVERIFIED):
+        missing = [n for n in files if not (staging / n).exists()]
         if missing:
             _fail(entry, f"converter reported success but wrote no {missing[0]}")
-    if entry.status != "passed":
+    if entry.status not in ("passed", UNVERIFIED):
         if entry.file:
             _fail(entry, entry.error or "failed")
         for n in files:
-            (staging / n).unlink(missing_ok=True)
+            remove_artifact_file(staging / n)
         try:
             merge_entries(out, [entry])
         except OSError:
             unrecorded.append(entry)
         return
-    records = [FileRecord(n, sha256_of(staging / n), (staging / n).stat().st_size) for n in files]
+    records = [FileRecord(n, sha256_of(staging / n), size_of(staging / n)) for n in files]
     entry.sha256, entry.size_bytes, entry.side_files = records[0].sha256, records[0].size_bytes, records[1:]
     journal = workdir / JOURNAL
     try:
@@ -406,12 +425,20 @@ def _publish(entry: ManifestEntry, result: dict, workdir: Path, out: Path, unrec
         reason = describe_os_error(exc)
         _fail(entry, f"cannot record {name}: {reason}")
         for n in files:
-            (staging / n).unlink(missing_ok=True)
+            remove_artifact_file(staging / n)
         unrecorded.append(entry)
         return
     for n in files:
-        os.replace(staging / n, out / n)
+        _replace(staging / n, out / n)
     journal.unlink(missing_ok=True)
+
+
+def _replace(staged: Path, dest: Path) -> None:
+    """Rename ``staged`` over ``dest``; a folder artifact (.mlpackage) first removes the old folder,
+    since a rename cannot replace a non-empty directory."""
+    if staged.is_dir() and dest.exists():
+        remove_artifact_file(dest)
+    os.replace(staged, dest)
 
 
 __all__ = ["DEFAULT_CALIB_SIZE", "DEFAULT_TIMEOUT_SECONDS", "MANIFEST_NAME", "WORKDIR_PREFIX", "ExportConfig",

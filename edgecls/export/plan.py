@@ -36,6 +36,7 @@ class ExportConfig:
     batch: int = 1
     dynamic_batch: bool = False
     nhwc: bool = False
+    input_type: str = "float32"  # "uint8": the artifact takes RGB bytes, normalisation folded in (app_input)
     opset: int = 18
     target: str | None = None
     out: Path = Path("out")
@@ -60,6 +61,11 @@ class ExportPlan:
     pretrained: bool = False  # the built-in weights: asked for, or the default of a model that has them
     classes: list[str] | None = None  # a `train` checkpoint's class names
     head_hidden: int | None = None  # a `train` checkpoint's hidden head layer
+
+    def offered(self, fmt: str) -> list[str]:
+        """The run's precisions that ``fmt`` offers (ExecuTorch has no fp16, NCNN no int8): asking
+        for --fp16 across all formats must not fail the formats that have none."""
+        return [p for p in self.precisions if p in get_format(fmt).precisions]
 
     def file_name(self, fmt: str, precision: str) -> str:
         return artifact_name(self.info, self.config, self.resolution, precision, get_format(fmt).suffix)
@@ -119,6 +125,10 @@ def check_numbers(config: ExportConfig) -> None:
     positive_int(config.opset, "--opset")
     if config.resolution is not None:
         positive_int(config.resolution, "--resolution")
+    from edgecls.export.app_input import INPUT_TYPES
+
+    if config.input_type not in INPUT_TYPES:
+        raise InvalidArgumentError(f"unknown --input-type '{config.input_type}': use one of {', '.join(INPUT_TYPES)}")
     if config.opset < 17:
         raise InvalidArgumentError(f"--opset {config.opset} is too old: use 17 or newer")
     if config.dynamic_batch and config.batch != 1:
@@ -168,6 +178,8 @@ def artifact_name(info, config: ExportConfig, resolution: int, precision: str, s
         parts.append(f"b{config.batch}")
     if config.nhwc:
         parts.append("nhwc")
+    if config.input_type == "uint8":
+        parts.append("u8")
     parts.append(precision)
     return "_".join(parts) + suffix
 

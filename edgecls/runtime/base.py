@@ -20,6 +20,33 @@ from typing import Any
 import numpy as np
 
 
+def sidecar_of(path: Path) -> Path:
+    """``<artifact>.json``: the metadata of a format with no slot for it (ExecuTorch, NCNN); the
+    ``.json`` side suffix of its row in edgecls.formats."""
+    return Path(str(path) + ".json")
+
+
+def read_sidecar(path: Path) -> dict:
+    """The sidecar of the artifact at ``path`` as written (lists and numbers as JSON values); {} when absent."""
+    import json
+
+    sidecar = sidecar_of(path)
+    if not sidecar.is_file():
+        return {}
+    try:
+        data = json.loads(sidecar.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def sidecar_metadata(path: Path) -> dict[str, str]:
+    """The sidecar as the raw key -> string metadata every Runner.read_metadata returns."""
+    import json
+
+    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in read_sidecar(path).items()}
+
+
 @dataclass
 class InputSpec:
     name: str
@@ -29,7 +56,7 @@ class InputSpec:
 
 
 class Runner(ABC):
-    runtime: str  # "onnxruntime", "openvino", "litert", "torch"
+    runtime: str  # a key of edgecls.runtime.registry.RUNTIME_MODULES
     package: str  # the module the runtime imports (its import is timed apart from session creation)
 
     @staticmethod

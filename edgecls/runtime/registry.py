@@ -15,6 +15,9 @@ RUNTIME_MODULES = {
     "onnxruntime": "edgecls.runtime.onnxruntime",
     "openvino": "edgecls.runtime.openvino",
     "litert": "edgecls.runtime.litert",
+    "executorch": "edgecls.runtime.executorch",
+    "ncnn": "edgecls.runtime.ncnn",
+    "coreml": "edgecls.runtime.coreml",
     "torch": "edgecls.runtime.torch",
 }
 
@@ -37,7 +40,7 @@ def open_runner(path: Path | str, threads: int | None = None, runtime: str | Non
     ``weights``, ``resolution`` and ``batch`` options; file runtimes take none.
     """
     runtime = runtime or runtime_for(Path(path))
-    if runtime != "torch" and not Path(path).is_file():
+    if runtime != "torch" and not Path(path).exists():  # a file, or a folder artifact (.mlpackage)
         raise EdgeclsError(f"artifact not found: {path}")
     return runner_class(runtime)(path if runtime == "torch" else Path(path), threads=threads, **options)
 

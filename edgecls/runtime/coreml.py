@@ -1,0 +1,81 @@
+"""Core ML runner: an ``.mlpackage`` through coremltools' ``MLModel.predict``, on macOS only.
+
+Core ML's runtime is part of macOS; coremltools on Linux can convert and read a model but not run
+it, so opening one elsewhere fails with one line saying so (the export pipeline records such
+artifacts as converted, not verified, instead of opening them).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecls.errors import EdgeclsError, MissingDependencyError
+from edgecls.runtime.base import InputSpec, Runner
+
+_DTYPES = {"FLOAT32": "float32", "FLOAT16": "float16", "INT32": "int32"}
+
+
+class CoreMLRunner(Runner):
+    runtime = "coreml"
+    package = "coremltools"
+
+    @staticmethod
+    def read_metadata(path: Path) -> dict[str, str]:
+        """The package's user-defined metadata (read without loading the model: works off macOS)."""
+        try:
+            import coremltools as ct
+        except ImportError:
+            raise MissingDependencyError("coremltools is not installed: pip install 'edgecls[coreml]'") from None
+        spec = ct.models.MLModel(str(path), skip_model_load=True).get_spec()
+        return dict(spec.description.metadata.userDefined)
+
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        super().__init__(path, threads)
+        if sys.platform != "darwin":
+            raise EdgeclsError(f"Core ML runs only on macOS: {Path(path).name} can be converted here but not run")
+        try:
+            import coremltools as ct
+        except ImportError:
+            raise MissingDependencyError("coremltools is not installed: pip install 'edgecls[coreml]'") from None
+        self._ct = ct
+        try:
+            # CPU only: parity compares arithmetic, and bench times the CPU like every other runtime.
+            self.model = ct.models.MLModel(str(path), compute_units=ct.ComputeUnit.CPU_ONLY)
+        except Exception as exc:  # noqa: BLE001 - coremltools raises RuntimeError / ValueError
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise EdgeclsError(f"Core ML cannot load {path}: {first[:200]}") from None
+        description = self.model.get_spec().description
+        inp = description.input[0]
+        array = inp.type.multiArrayType
+        shape = tuple(int(d) for d in array.shape)
+        dtype_name = type(array).ArrayDataType.Name(array.dataType)
+        meta = dict(description.metadata.userDefined)
+        layout = meta.get("layout") or ("NHWC" if len(shape) == 4 and shape[-1] == 3 and shape[1] != 3 else "NCHW")
+        dtype = "uint8" if meta.get("input_type") == "uint8" else _DTYPES.get(dtype_name, "float32")
+        self._spec = InputSpec(inp.name, shape, dtype, layout)
+        self._output_name = description.output[0].name
+
+    @property
+    def input_spec(self) -> InputSpec:
+        return self._spec
+
+    def prepare(self, x: np.ndarray) -> Any:
+        if self._spec.dtype == "uint8":  # byte values; the Core ML input tensor itself is float
+            x = np.clip(np.round(x), 0, 255)
+        return {self._spec.name: np.ascontiguousarray(x, dtype=np.float32)}
+
+    def infer(self, prepared: Any) -> Any:
+        return self.model.predict(prepared)[self._output_name]
+
+    def to_float(self, raw: Any) -> np.ndarray:
+        return np.asarray(raw, dtype=np.float32)
+
+    def version(self) -> str:
+        return self._ct.__version__
+
+
+RUNNER = CoreMLRunner

@@ -1,0 +1,84 @@
+"""ExecuTorch runner: a ``.pte`` program through ``executorch.runtime`` (XNNPACK delegate on CPU).
+
+The pybindings take and return torch tensors, so this runtime needs torch (the executorch wheel
+depends on it); the conversion from and to numpy is done in ``prepare`` / ``to_float``, outside
+the timed ``infer``. Threads: XNNPACK's process-wide threadpool is reset to ``threads`` when given
+(ExecuTorch has no per-program thread setting).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecls.errors import EdgeclsError, MissingDependencyError
+from edgecls.runtime.base import InputSpec, Runner, read_sidecar, sidecar_metadata
+
+# ExecuTorch ScalarType codes (the same numbering as c10::ScalarType)
+_DTYPES = {6: "float32", 5: "float16", 0: "uint8", 1: "int8"}
+
+
+class ExecuTorchRunner(Runner):
+    runtime = "executorch"
+    package = "executorch.runtime"
+    read_metadata = staticmethod(sidecar_metadata)  # a .pte has no free-form metadata slot
+
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        super().__init__(path, threads)
+        try:
+            import torch
+            from executorch.runtime import Runtime
+        except ImportError:
+            raise MissingDependencyError("the ExecuTorch runtime is not installed: pip install 'edgecls[executorch]'") from None
+        self._torch = torch
+        if threads:
+            from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
+
+            _unsafe_reset_threadpool(int(threads))
+        try:
+            program = Runtime.get().load_program(Path(path))
+            self._method = program.load_method("forward")
+            meta = program.metadata("forward")
+        except Exception as exc:  # noqa: BLE001 - the pybindings raise RuntimeError / ValueError
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise EdgeclsError(f"ExecuTorch cannot load {path}: {first[:200]}") from None
+        tensor = meta.input_tensor_meta(0)
+        shape = tuple(int(d) for d in tensor.sizes())
+        dtype = _DTYPES.get(int(tensor.dtype()), "float32")
+        self._spec = InputSpec("input", shape, dtype, _layout(Path(path), shape))
+
+    @property
+    def input_spec(self) -> InputSpec:
+        return self._spec
+
+    def prepare(self, x: np.ndarray) -> Any:
+        if self._spec.dtype == "uint8":
+            x = np.clip(np.round(x), 0, 255)
+        return (self._torch.from_numpy(np.ascontiguousarray(x.astype(self._spec.dtype, copy=False))),)
+
+    def infer(self, prepared: Any) -> Any:
+        return self._method.execute(prepared)[0]
+
+    def to_float(self, raw: Any) -> np.ndarray:
+        return raw.detach().float().numpy()
+
+    def version(self) -> str:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("executorch")
+        except PackageNotFoundError:
+            return ""
+
+
+def _layout(path: Path, shape: tuple[int, ...]) -> str:
+    """From the sidecar metadata when present, else from the shape (image sides are never 3 pixels)."""
+    layout = read_sidecar(path).get("layout")
+    if layout in ("NCHW", "NHWC"):
+        return layout
+    return "NHWC" if len(shape) == 4 and shape[-1] == 3 and shape[1] != 3 else "NCHW"
+
+
+RUNNER = ExecuTorchRunner

@@ -1,0 +1,121 @@
+"""Core ML export (.mlpackage through coremltools) and how the pipeline records it off macOS.
+
+Off macOS nothing can run an ML package, so these tests check what can be checked here: the
+converted program's interface, its precision (float16 compute for fp16, int8 weight and activation
+ops for int8, read from the saved spec), the embedded metadata, and that the pipeline publishes the
+folder with a sha256 over its files and the status "converted, not verified: needs macOS", which
+bench never counts as a passed artifact. On macOS the pipeline runs the same parity as for every
+format instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("coremltools")
+
+import torch  # noqa: E402
+
+import edgecls  # noqa: E402
+from edgecls.export.base import ExportRequest  # noqa: E402
+from edgecls.export.calibration import builtin_sets  # noqa: E402
+from edgecls.export.registry import exporter_class  # noqa: E402
+
+pytestmark = pytest.mark.xdist_group("export")
+MODEL = "mobilenetv1_025"
+RESOLUTION = 32
+
+
+def _ops(path) -> dict[str, int]:
+    import coremltools as ct
+
+    spec = ct.models.MLModel(str(path), skip_model_load=True).get_spec()
+    counts: dict[str, int] = {}
+    for function in spec.mlProgram.functions.values():
+        for block in function.block_specializations.values():
+            for op in block.operations:
+                counts[op.type] = counts.get(op.type, 0) + 1
+    return counts
+
+
+@pytest.fixture(scope="module")
+def request_(tmp_path_factory):
+    torch.manual_seed(0)
+    model = edgecls.create_model(MODEL).eval()
+    sets = builtin_sets(model.edgecls_info, RESOLUTION, 4)
+    return ExportRequest(model=model, info=model.edgecls_info, resolution=RESOLUTION, batch=1, dynamic_batch=False,
+                         nhwc=False, opset=18, calibration=sets.calibration, workdir=tmp_path_factory.mktemp("cm"))
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+def test_mlpackage_converted(request_, precision):
+    import coremltools as ct
+
+    from edgecls.runtime.registry import runner_class
+
+    dest = request_.workdir / f"m_{precision}.mlpackage"
+    exporter_class("coreml")().export(request_, precision, dest)
+    assert dest.is_dir() and (dest / "Manifest.json").is_file()
+    spec = ct.models.MLModel(str(dest), skip_model_load=True).get_spec()
+    assert list(spec.description.input[0].type.multiArrayType.shape) == [1, 3, RESOLUTION, RESOLUTION]
+    assert spec.description.output[0].name == "logits"
+    meta = runner_class("coreml").read_metadata(dest)
+    assert meta["name"] == MODEL and meta["precision"] == precision and meta["input_type"] == "float32"
+    assert len(json.loads(meta["labels"])) == 1000 and meta["edgecls_version"] == edgecls.__version__
+    ops = _ops(dest)
+    if precision == "int8":  # int8 weights (dequantized at load) and int8 activations
+        assert ops.get("constexpr_affine_dequantize", 0) > 0 and ops.get("quantize", 0) > 0
+    else:
+        assert "quantize" not in ops and "constexpr_affine_dequantize" not in ops
+    if precision != "fp32":  # fp16 weights / int8 weights: the package shrinks against the fp32 one
+        fp32 = request_.workdir / "m_fp32.mlpackage"
+        size = lambda p: sum(f.stat().st_size for f in p.rglob("*") if f.is_file())  # noqa: E731
+        assert size(dest) < (0.65 if precision == "fp16" else 0.4) * size(fp32)
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="on macOS Core ML artifacts are verified like the others")
+def test_pipeline_records_unverified(tmp_path):
+    from edgecls.bench.harness import targets_from_manifest
+    from edgecls.export.pipeline import ExportConfig, run_export
+    from edgecls.manifest import UNVERIFIED as UNVERIFIED_STATUS
+
+    out = tmp_path / "out"
+    run = run_export(ExportConfig(model=MODEL, formats=["coreml", "onnx"], resolution=RESOLUTION, calib_size=4, out=out))
+    by_format = {a["format"]: a for a in run.artifacts}
+    entry = by_format["coreml"]
+    assert entry["status"] == UNVERIFIED_STATUS and entry["parity"] is None and "macOS" in entry["unverified_reason"]
+    assert run.ok  # unverified is not a failure of the run
+    package = out / entry["file"]
+    assert package.is_dir()
+    files = sorted(p for p in package.rglob("*") if p.is_file())
+    expected = hashlib.sha256()
+    for member in files:
+        expected.update(member.relative_to(package).as_posix().encode() + b"\0"
+                        + hashlib.sha256(member.read_bytes()).hexdigest().encode())
+    assert entry["sha256"] == expected.hexdigest()
+    assert entry["size_bytes"] == sum(p.stat().st_size for p in files)
+    # bench times verified artifacts only: the ONNX one, not the Core ML package
+    assert [t.format for t in targets_from_manifest(out)] == ["onnx"]
+    # a second export into the same folder replaces the package folder
+    again = run_export(ExportConfig(model=MODEL, formats=["coreml"], resolution=RESOLUTION, calib_size=4, out=out))
+    assert again.artifacts[0]["status"] == UNVERIFIED_STATUS and (out / entry["file"] / "Manifest.json").is_file()
+
+
+def test_missing_coremltools_names_the_extra(tmp_path):
+    code = (
+        "import sys; sys.modules['coremltools'] = None\n"
+        "from edgecls.errors import MissingDependencyError\n"
+        "from edgecls.export.registry import exporter_class\n"
+        "try:\n"
+        "    exporter_class('coreml')().export(None, 'fp32', None)\n"
+        "except MissingDependencyError as exc:\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=tmp_path, env={"PYTHONPATH": ":".join(sys.path)}).stdout.splitlines()
+    assert len(out) == 1 and "pip install 'edgecls[coreml]'" in out[0]

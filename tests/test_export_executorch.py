@@ -1,0 +1,97 @@
+"""ExecuTorch export (.pte, XNNPACK) and its runner, against PyTorch on held-out built-in photos.
+
+The tiniest zoo model (mobilenetv1_025) at 32 px keeps the two lowerings (the XNNPACK passes are
+pure Python and take most of the time) within the test budget. Random weights: fp32 must be the
+same graph, int8 must keep the logit direction (the pipeline's random-weights rule).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("executorch")
+
+import torch  # noqa: E402
+
+import edgecls  # noqa: E402
+from edgecls.errors import InvalidArgumentError  # noqa: E402
+from edgecls.export.base import ExportRequest  # noqa: E402
+from edgecls.export.calibration import builtin_sets  # noqa: E402
+from edgecls.export.parity import FP32_MAX_REL_DIFF, INT8_RANDOM_MIN_COSINE, compare  # noqa: E402
+from edgecls.export.registry import exporter_class  # noqa: E402
+from edgecls.runtime.run import run_artifact  # noqa: E402
+
+pytestmark = pytest.mark.xdist_group("export")
+MODEL = "mobilenetv1_025"
+RESOLUTION = 32
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory):
+    torch.manual_seed(0)
+    model = edgecls.create_model(MODEL).eval()
+    sets = builtin_sets(model.edgecls_info, RESOLUTION, 8)
+    with torch.no_grad():
+        reference = model(torch.from_numpy(sets.parity)).numpy()
+    workdir = tmp_path_factory.mktemp("et")
+    request = ExportRequest(model=model, info=model.edgecls_info, resolution=RESOLUTION, batch=1,
+                            dynamic_batch=False, nhwc=False, opset=18, calibration=sets.calibration,
+                            workdir=workdir)
+    return request, sets, reference, workdir
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_pte_matches_pytorch(case, precision):
+    request, sets, reference, workdir = case
+    exporter = exporter_class("executorch")()
+    dest = workdir / f"m_{precision}.pte"
+    exporter.export(request, precision, dest)
+    outputs, described = run_artifact(dest, sets.parity)
+    figures = compare(reference, outputs)
+    assert described["runtime"] == "executorch"
+    assert described["input"]["shape"] == [1, 3, RESOLUTION, RESOLUTION]
+    if precision == "fp32":
+        assert figures.max_rel_diff <= FP32_MAX_REL_DIFF
+    else:
+        assert figures.min_cosine >= INT8_RANDOM_MIN_COSINE
+        assert dest.stat().st_size < 0.5 * (workdir / "m_fp32.pte").stat().st_size  # int8 weights
+    sidecar = json.loads((workdir / f"m_{precision}.pte.json").read_text())
+    assert [p.name for p in exporter.side_files(dest)] == [f"m_{precision}.pte.json"]
+    assert sidecar["name"] == MODEL and sidecar["precision"] == precision
+    assert sidecar["mean"] == list(request.info.mean) and len(sidecar["labels"]) == 1000
+    assert sidecar["edgecls_version"] == edgecls.__version__
+
+
+def test_fp16_and_dynamic_batch_refused(case):
+    request = case[0]
+    exporter = exporter_class("executorch")()
+    with pytest.raises(InvalidArgumentError, match="no precision 'fp16'"):
+        exporter.export(request, "fp16", Path("unused.pte"))
+    dynamic = ExportRequest(**{**request.__dict__, "dynamic_batch": True})
+    with pytest.raises(InvalidArgumentError, match="static batch"):
+        exporter.export(dynamic, "fp32", Path("unused.pte"))
+
+
+def test_missing_executorch_names_the_extra(tmp_path):
+    """Without the package the exporter and the runner fail with one line naming the extra."""
+    code = (
+        "import sys; sys.modules['executorch'] = None\n"
+        "from edgecls.errors import MissingDependencyError\n"
+        "from edgecls.export.registry import exporter_class\n"
+        "from edgecls.runtime.registry import runner_class\n"
+        "for call in (lambda: exporter_class('executorch')().export(None, 'fp32', None),\n"
+        "             lambda: runner_class('executorch')('x.pte')):\n"
+        "    try:\n"
+        "        call()\n"
+        "    except MissingDependencyError as exc:\n"
+        "        print(exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=tmp_path, env={"PYTHONPATH": ":".join(sys.path)}).stdout.splitlines()
+    assert len(out) == 2 and all("pip install 'edgecls[executorch]'" in line for line in out)

@@ -1,0 +1,128 @@
+"""``--input-type uint8``: artifacts that take RGB bytes, the normalisation folded into the graph.
+
+Reference: PyTorch fed a photo through the float preprocessing (resize, crop, /255, mean/std).
+Candidate: the artifact fed that same crop as raw bytes straight from PIL, opened with its own
+runtime (onnxruntime, OpenVINO, ncnn), not through edgecls' runners. Random weights at 32 px keep
+it fast; fp32 must then be the same graph to 1e-4 of the logit scale.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+
+import torch  # noqa: E402
+
+import edgecls  # noqa: E402
+from edgecls.errors import InvalidArgumentError  # noqa: E402
+from edgecls.export.pipeline import ExportConfig, run_export  # noqa: E402
+from edgecls.preprocess import builtin_photo_path, load_image, preprocess_for  # noqa: E402
+
+pytestmark = pytest.mark.xdist_group("export")
+MODEL = "mobilenetv2_035"
+RESOLUTION = 32
+PHOTOS = ("astronaut", "rocket", "coffee")
+
+
+def _crop_bytes(info, name: str) -> np.ndarray:
+    """The model's resize + centre crop of a built-in photo, as PIL gives it: (R, R, 3) uint8."""
+    from PIL import Image
+
+    image = load_image(builtin_photo_path(name))
+    side = int(np.floor(RESOLUTION / info.crop_pct))
+    w, h = image.size
+    size = (side, int(side * h / w)) if w <= h else (int(side * w / h), side)
+    image = image.resize(size, resample=Image.Resampling.BICUBIC)
+    left, top = int(round((size[0] - RESOLUTION) / 2.0)), int(round((size[1] - RESOLUTION) / 2.0))
+    return np.asarray(image.crop((left, top, left + RESOLUTION, top + RESOLUTION)), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    out = tmp_path_factory.mktemp("u8")
+    formats = ["onnx", "openvino"]
+    try:
+        import ncnn  # noqa: F401
+        import pnnx  # noqa: F401
+
+        formats.append("ncnn")
+    except ImportError:
+        pass
+    run = run_export(ExportConfig(model=MODEL, formats=formats, input_type="uint8", resolution=RESOLUTION,
+                                  calib_size=4, out=out))
+    nhwc = run_export(ExportConfig(model=MODEL, formats=["onnx"], input_type="uint8", nhwc=True,
+                                   resolution=RESOLUTION, calib_size=4, out=out))
+    torch.manual_seed(0)  # the pipeline's random weights are this seeded draw
+    model = edgecls.create_model(MODEL).eval()
+    info = model.edgecls_info
+    crops = np.stack([_crop_bytes(info, name) for name in PHOTOS])
+    floats = np.stack([preprocess_for(info, load_image(builtin_photo_path(n)), RESOLUTION) for n in PHOTOS])
+    with torch.no_grad():
+        reference = model(torch.from_numpy(floats)).numpy()
+    return out, {a["format"]: a for a in run.artifacts}, nhwc.artifacts[0], crops, reference
+
+
+def _close(reference: np.ndarray, outputs: np.ndarray) -> None:
+    scale = np.abs(reference).max()
+    assert np.abs(outputs.reshape(reference.shape) - reference).max() <= 1e-4 * scale
+
+
+def test_all_formats_pass_parity_on_bytes(exported):
+    _, artifacts, nhwc, _, _ = exported
+    for entry in [*artifacts.values(), nhwc]:
+        assert entry["status"] == "passed", (entry["format"], entry["error"])
+        assert "_u8_" in entry["file"] and entry["preprocessing"]["input_type"] == "uint8"
+
+
+def test_onnx_takes_raw_bytes(exported):
+    import onnxruntime as ort
+
+    out, artifacts, nhwc, crops, reference = exported
+    for entry, layout in ((artifacts["onnx"], "NCHW"), (nhwc, "NHWC")):
+        session = ort.InferenceSession(str(out / entry["file"]), providers=["CPUExecutionProvider"])
+        meta = session.get_modelmeta().custom_metadata_map
+        assert meta["input_type"] == "uint8" and meta["layout"] == layout
+        assert len(json.loads(meta["labels"])) == 1000
+        name = session.get_inputs()[0].name
+        for crop, ref in zip(crops, reference):
+            x = crop[None] if layout == "NHWC" else crop.transpose(2, 0, 1)[None]
+            _close(ref[None], session.run(None, {name: x.astype(np.float32)})[0])
+
+
+def test_openvino_takes_raw_bytes(exported):
+    ov = pytest.importorskip("openvino")
+    out, artifacts, _, crops, reference = exported
+    core = ov.Core()
+    model = core.read_model(str(out / artifacts["openvino"]["file"]))
+    assert model.get_rt_info(["edgecls", "input_type"]).astype(str) == "uint8"  # the compiled model drops rt_info
+    compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    for crop, ref in zip(crops, reference):
+        _close(ref[None], compiled(crop.transpose(2, 0, 1)[None].astype(np.float32))[0])
+
+
+def test_ncnn_takes_from_pixels(exported):
+    ncnn = pytest.importorskip("ncnn")
+    out, artifacts, _, crops, reference = exported
+    if "ncnn" not in artifacts:
+        pytest.skip("pnnx / ncnn not installed")
+    param = out / artifacts["ncnn"]["file"]
+    assert json.loads((out / (artifacts["ncnn"]["file"] + ".json")).read_text())["input_type"] == "uint8"
+    net = ncnn.Net()
+    net.opt.use_fp16_storage = net.opt.use_fp16_packed = net.opt.use_fp16_arithmetic = net.opt.use_bf16_storage = False
+    net.load_param(str(param))
+    net.load_model(str(param.with_suffix(".bin")))
+    for crop, ref in zip(crops, reference):
+        extractor = net.create_extractor()
+        # what an Android app does with a camera frame: RGB bytes straight into a Mat
+        extractor.input("in0", ncnn.Mat.from_pixels(np.ascontiguousarray(crop), ncnn.Mat.PixelType.PIXEL_RGB,
+                                                    RESOLUTION, RESOLUTION))
+        _close(ref[None], np.array(extractor.extract("out0")[1]))
+
+
+def test_unknown_input_type_refused(tmp_path):
+    with pytest.raises(InvalidArgumentError, match="--input-type"):
+        run_export(ExportConfig(model=MODEL, formats=["onnx"], input_type="int16", out=tmp_path))
