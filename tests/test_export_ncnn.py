@@ -23,7 +23,7 @@ import edgecls  # noqa: E402
 from edgecls.errors import InvalidArgumentError  # noqa: E402
 from edgecls.export.base import ExportRequest  # noqa: E402
 from edgecls.export.calibration import builtin_sets  # noqa: E402
-from edgecls.export.parity import FP16_MIN_COSINE, FP32_MAX_REL_DIFF, compare  # noqa: E402
+from edgecls.parity import FP16_MIN_COSINE, FP32_MAX_REL_DIFF, compare  # noqa: E402
 from edgecls.export.registry import exporter_class  # noqa: E402
 from edgecls.runtime.run import run_artifact  # noqa: E402
 
