@@ -89,13 +89,22 @@ def test_pretrained_maps_fall_on_the_cat(cat_photo, tmp_path, method) -> None:
 
 
 def test_int8_artifact_map_compared_with_fp32(cat_photo, tmp_path) -> None:
-    from edgecls.export.pipeline import ExportConfig, run_export
+    import edgecls
+    from edgecls.export.base import ExportRequest
+    from edgecls.export.calibration import builtin_sets
+    from edgecls.export.onnx import OnnxExporter
 
-    run = run_export(ExportConfig(model="tf_efficientnet_lite0", pretrained=True, formats=["onnx"],
-                                  precisions=["int8"], calib_size=32, out=tmp_path / "export"))
-    assert run.ok, run.artifacts
-    artifact = run.out / run.artifacts[0]["file"]
-    result = explain(str(artifact), [cat_photo], class_index=TIGER_CAT, out=tmp_path / "int8")
+    # The converter directly, not the pipeline: the maps are compared whatever the artifact's parity
+    # (Lite0 int8 ONNX misses the 95 % agreement gate on the held-out photos, see issue 9), so the
+    # artifact has no manifest and names its model with `reference`.
+    model = edgecls.create_model("tf_efficientnet_lite0", pretrained=True)
+    sets = builtin_sets(model.edgecls_info, 224, 32)
+    artifact = tmp_path / "lite0_int8.onnx"
+    OnnxExporter().export(ExportRequest(model=model, info=model.edgecls_info, resolution=224, batch=1,
+                                        dynamic_batch=False, nhwc=False, opset=18, calibration=sets.calibration,
+                                        workdir=tmp_path), "int8", artifact)
+    result = explain(str(artifact), [cat_photo], class_index=TIGER_CAT, pretrained=True,
+                     reference="tf_efficientnet_lite0", out=tmp_path / "int8")
     item = result["images"][0]
     print(f"int8 ONNX vs fp32 PyTorch occlusion maps: {item['similarity']}")
     assert result["model"] == "tf_efficientnet_lite0"

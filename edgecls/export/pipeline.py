@@ -140,13 +140,30 @@ def _sigterm_as_interrupt() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    from edgecls.isolation import raise_keyboard_interrupt
+    # A KeyboardInterrupt raised while the interpreter runs an at-fork hook (logging's
+    # _releaseLock, when a converter process starts) is printed as "Exception ignored" and lost: the
+    # run then finished with exit 0 (seen once under load). The handler also records the signal, and
+    # the format loop re-raises it at its next step.
+    _STOP.clear()
 
-    previous = signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
+    def stop(signum, frame):
+        _STOP.set()
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+_STOP = threading.Event()
+
+
+def _stop_requested() -> None:
+    if _STOP.is_set():
+        raise KeyboardInterrupt("signal received")
 
 
 # -- the run -----------------------------------------------------------------------------------
@@ -221,6 +238,7 @@ def run_export(config: ExportConfig, log: Log | None = None) -> ExportRun:
         try:
             context = _EntryContext(plan, sets, counted.params, counted.macs)
             for fmt in formats:
+                _stop_requested()
                 offered = plan.offered(fmt)
                 if offered != precisions:
                     log(f"{fmt}: {', '.join(p for p in precisions if p not in offered)} not offered by this format, skipped")
@@ -233,6 +251,7 @@ def run_export(config: ExportConfig, log: Log | None = None) -> ExportRun:
                     _publish(entry, results[precision], workdir, out, unrecorded)
                     log(f"{fmt} {precision}: {entry.status}" + (f" ({entry.error})" if entry.error else ""))
                     entries.append(entry)
+            _stop_requested()
         except BaseException:
             _complete_publish(out, workdir)  # an interrupt between the manifest write and the renames
             raise

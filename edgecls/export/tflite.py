@@ -91,11 +91,20 @@ def compute_ops(content: bytes) -> list[str]:
 
     model = tfl.read_model(bytearray(content))
     subgraph = model.subgraphs[0]
+
+    def op_name(index: int) -> str | None:
+        try:
+            return tfl.get_op_name_by_index(model, 0, index)
+        except KeyError:  # an op code the quantizer has no name for (e.g. 82 in MobileViT): not a compute op
+            return None
+
     return [tfl.get_op_scope(op, subgraph.tensors) for index, op in enumerate(subgraph.operators)
-            if tfl.get_op_name_by_index(model, 0, index) in COMPUTE_OPS]
+            if op_name(index) in COMPUTE_OPS]
 
 
 def resolve_float_ops(content: bytes, names: list[str]) -> list[str]:
+    if not names:
+        return []
     ops = compute_ops(content)
     resolved = []
     for name in names:
