@@ -20,9 +20,9 @@ pytest.importorskip("executorch")
 import torch  # noqa: E402
 
 import edgecls  # noqa: E402
+from export_case import export_case  # noqa: E402
 from edgecls.errors import InvalidArgumentError  # noqa: E402
 from edgecls.export.base import ExportRequest  # noqa: E402
-from edgecls.export.calibration import builtin_sets  # noqa: E402
 from edgecls.parity import FP32_MAX_REL_DIFF, INT8_RANDOM_MIN_COSINE, compare  # noqa: E402
 from edgecls.export.registry import exporter_class  # noqa: E402
 from edgecls.runtime.run import run_artifact  # noqa: E402
@@ -34,16 +34,7 @@ RESOLUTION = 32
 
 @pytest.fixture(scope="module")
 def case(tmp_path_factory):
-    torch.manual_seed(0)
-    model = edgecls.create_model(MODEL).eval()
-    sets = builtin_sets(model.edgecls_info, RESOLUTION, 8)
-    with torch.no_grad():
-        reference = model(torch.from_numpy(sets.parity)).numpy()
-    workdir = tmp_path_factory.mktemp("et")
-    request = ExportRequest(model=model, info=model.edgecls_info, resolution=RESOLUTION, batch=1,
-                            dynamic_batch=False, nhwc=False, opset=18, calibration=sets.calibration,
-                            workdir=workdir)
-    return request, sets, reference, workdir
+    return export_case(MODEL, RESOLUTION, 8, tmp_path_factory.mktemp("et"))
 
 
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
