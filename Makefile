@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # -n auto over 2 cores; the heavy export tests are spread so the suite stays well under 30 minutes.
-PYTEST_ARGS ?= -n 2 --dist loadgroup
+PYTEST_ARGS ?= -n 2 --dist loadgroup --durations=40
 
 .PHONY: setup test test-arm64 demo matrix bench-quick layers clean
 
