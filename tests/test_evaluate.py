@@ -66,7 +66,9 @@ def _train(x: np.ndarray, y: np.ndarray):
 
     torch.manual_seed(0)
     model = create_model(MODEL, num_classes=10).train()
-    epochs, batch = 6, 64
+    # 6 epochs cleared the 80 % floor on AVX2 EPYCs but reached 74 % on a Zen 4 (AVX-512 kernels round differently and
+    # the short run lands elsewhere); 10 epochs gave 92 % there: a margin over the 80 % floor on both.
+    epochs, batch = 10, 64
     steps = epochs * -(-len(x) // batch)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=1e-2, total_steps=steps)
