@@ -28,6 +28,12 @@ def reference_outputs() -> dict:
 
 
 @functools.cache
+def reference_outputs_f64() -> dict:
+    """Float64 golden logits of every torchvision/timm entry (not Mobile-Former): machine-independent."""
+    return json.loads((DATA / "reference_outputs_f64.json").read_text())["models"]
+
+
+@functools.cache
 def seed_models() -> dict:
     """The seed's other families (DenseNet ... CvT): layouts, counts and float64 golden logits."""
     return json.loads((DATA / "seed_models.json").read_text())["models"]
