@@ -20,8 +20,7 @@ import numpy as np
 import pytest
 from cli_inprocess import run_cli
 
-# One worker builds the module fixture (training + export) once and runs every test on it.
-pytestmark = pytest.mark.xdist_group("evaluate")
+# The module fixture (training + export) is built once: `make test` sends a whole file to one worker (loadfile).
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "mobilenetv1_025"
 RES = 32

@@ -26,7 +26,6 @@ from edgecls.export.base import ExportRequest  # noqa: E402
 from edgecls.export.calibration import builtin_sets  # noqa: E402
 from edgecls.export.registry import exporter_class  # noqa: E402
 
-pytestmark = pytest.mark.xdist_group("export")
 MODEL = "mobilenetv1_025"
 RESOLUTION = 32
 

@@ -27,7 +27,6 @@ from edgecls.parity import FP32_MAX_REL_DIFF, INT8_RANDOM_MIN_COSINE, compare  #
 from edgecls.export.registry import exporter_class  # noqa: E402
 from edgecls.runtime.run import run_artifact  # noqa: E402
 
-pytestmark = pytest.mark.xdist_group("export")
 MODEL = "mobilenetv1_025"
 RESOLUTION = 32
 

@@ -27,7 +27,6 @@ from edgecls.parity import FP16_MIN_COSINE, FP32_MAX_REL_DIFF, compare  # noqa: 
 from edgecls.export.registry import exporter_class  # noqa: E402
 from edgecls.runtime.run import run_artifact  # noqa: E402
 
-pytestmark = pytest.mark.xdist_group("export")
 MODEL = "mobilenetv2_035"
 RESOLUTION = 32
 

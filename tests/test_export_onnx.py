@@ -18,7 +18,6 @@ from edgecls.export.onnx_fp16 import convert_to_fp16
 from edgecls.parity import compare, rule_for
 from edgecls.runtime.run import run_artifact
 
-pytestmark = pytest.mark.xdist_group("export")
 
 NAME, RESOLUTION = "squeezenet1_1", 64
 

@@ -61,7 +61,6 @@ def full_run(tmp_path_factory):
     return run
 
 
-@pytest.mark.xdist_group("export")
 def test_every_format_exports_and_passes_parity(full_run):
     run = full_run
     assert [(a["format"], a["precision"]) for a in run.artifacts] == [
@@ -94,7 +93,6 @@ def test_every_format_exports_and_passes_parity(full_run):
     assert not leftovers
 
 
-@pytest.mark.xdist_group("export")
 def test_broken_converters_are_isolated_and_recorded(full_run, tmp_path, monkeypatch):
     """A raising converter and a segfaulting one fail alone; ONNX fp16 still builds; the earlier
     run's artifacts stay untouched and stay in the merged manifest."""
@@ -128,7 +126,6 @@ def test_broken_converters_are_isolated_and_recorded(full_run, tmp_path, monkeyp
     assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == [LOCK_NAME]
 
 
-@pytest.mark.xdist_group("export")
 def test_rerun_replaces_only_what_it_rebuilt(full_run, tmp_path):
     out = tmp_path / "out"
     shutil.copytree(full_run.out, out)
@@ -156,7 +153,6 @@ def _profile_with_int8(folder: Path, activation: str, weight: str) -> Path:
     return path
 
 
-@pytest.mark.xdist_group("export")
 def test_failed_parity_keeps_the_artifact_out(tmp_path, monkeypatch):
     """With weights given (treated as real), int8 needs top-1 agreement; demanding more than 100 %
     is impossible, so the artifact must be refused and kept out of --out."""

@@ -22,7 +22,6 @@ from edgecls.errors import InvalidArgumentError  # noqa: E402
 from edgecls.export.pipeline import ExportConfig, run_export  # noqa: E402
 from edgecls.preprocess import builtin_photo_path, load_image, preprocess_for  # noqa: E402
 
-pytestmark = pytest.mark.xdist_group("export")
 MODEL = "mobilenetv2_035"
 RESOLUTION = 32
 PHOTOS = ("astronaut", "rocket", "coffee")

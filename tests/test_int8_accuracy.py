@@ -192,7 +192,6 @@ def test_bad_budget_input_is_one_line_exit_2(tmp_path, args, message):
 # -- the accuracy budget on real weights -------------------------------------------------------
 
 
-@pytest.mark.xdist_group("export")
 def test_min_agreement_keeps_the_most_sensitive_nodes_float(tmp_path):
     """Pretrained Lite0 at 64 px with 8 calibration images: plain int8 misses 90 % agreement on the
     tuning views; the budget leaves nodes float until it holds, and the artifact shows it."""

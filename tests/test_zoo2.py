@@ -129,7 +129,6 @@ def test_cvt_matches_transformers_at_another_resolution() -> None:
         torch.testing.assert_close(model(x), reference(pixel_values=x).logits, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.xdist_group("export")
 def test_vit_onnx_fp32_and_int8_pass_parity(tmp_path) -> None:
     """Smoke test of the attention recipe on the new families: ViT-Ti at 32 px to ONNX."""
     from edgecls.export.base import ExportRequest
