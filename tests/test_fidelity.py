@@ -17,11 +17,11 @@ MACS_UNDERCOUNTED = {"timm:mobilevit_xxs", "timm:mobilevit_xs", "timm:mobilevit_
 
 
 @pytest.fixture(autouse=True)
-def _two_threads():
-    # Under the deterministic fill some networks (Mobile-Former's larger sizes) grow activations to ~1e6,
-    # so float32 summation order shows in the logits; the golden logits were produced with 2 threads.
+def _one_thread():
+    # One intra-op thread per xdist worker: two workers x two threads on 2 cores made the float64
+    # EfficientNet B7 forward take 100-440 s instead of 12 s (threads spin-waiting on each other).
     previous = torch.get_num_threads()
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
 
@@ -50,6 +50,9 @@ def test_golden_logits_and_counts(ref: str, name: str) -> None:
     else:
         # Mobile-Former has float32 golden logits only: held to 1e-4 of the scale or 10x how far float32
         # rounding alone moves this network's logits on this CPU (its 214m-508m sizes amplify rounding).
+        # Under the deterministic fill its larger sizes grow activations to ~1e6, so float32 summation
+        # order shows in the logits: they were produced with 2 threads, so they run with 2 here.
+        torch.set_num_threads(2)
         with torch.no_grad():
             logits = model(x)[0].double().numpy()
             exact = model.double()(x.double())[0].numpy()
