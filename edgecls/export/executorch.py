@@ -85,7 +85,9 @@ class ExecuTorchExporter(Exporter):
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
             raise EdgeclsError(f"ExecuTorch cannot lower {request.info.name} ({precision}): {first}") from exc
         Path(dest).write_bytes(lowered.buffer)
-        write_sidecar(request, precision, dest)
+        # The input spec too: `edgecls info` reads it where the runtime (which needs torch) is absent.
+        write_sidecar(request, precision, dest, extra={"input_shape": list(sample[0].shape),
+                                                      "input_dtype": str(sample[0].dtype).replace("torch.", "")})
 
 
 def _quantized(module, sample, request: ExportRequest):

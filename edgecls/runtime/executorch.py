@@ -29,6 +29,10 @@ class ExecuTorchRunner(Runner):
         super().__init__(path, threads)
         try:
             import torch
+        except ImportError:  # the pybindings take and return torch tensors
+            raise MissingDependencyError("the ExecuTorch runtime needs torch (its Python bindings take torch tensors): "
+                                         "pip install 'edgecls[executorch]'") from None
+        try:
             from executorch.runtime import Runtime
         except ImportError:
             raise MissingDependencyError("the ExecuTorch runtime is not installed: pip install 'edgecls[executorch]'") from None
