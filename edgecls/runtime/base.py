@@ -65,6 +65,13 @@ def sidecar_metadata(path: Path) -> dict[str, str]:
     return {k: v if isinstance(v, str) else json.dumps(v) for k, v in read_sidecar(path).items()}
 
 
+def cast_input(x: np.ndarray, dtype: str) -> np.ndarray:
+    """``x`` as the input dtype; byte values are rounded and clipped, not truncated, into a uint8 input."""
+    if dtype == "uint8":
+        return np.clip(np.round(x), 0, 255).astype(np.uint8)
+    return x.astype(dtype, copy=False)
+
+
 @dataclass
 class InputSpec:
     name: str
