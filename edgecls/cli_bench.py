@@ -354,13 +354,14 @@ def info_artifact(path: Path, as_json: bool = False, verify: bool = True) -> Non
         typer.echo(json.dumps(data, indent=2))
         return
     from rich.console import Console
+    from rich.markup import escape
 
     console = Console()
     console = console if console.is_terminal else Console(width=160)
     runtime = f"{data['runtime']} {data['runtime_version']}".strip()
     console.print(f"[bold]{path.name}[/bold]: {data['format']} for {runtime}")
-    if runtime_note:
-        console.print(f"  runtime     not runnable here ({runtime_note}); input spec from the artifact's metadata")
+    if runtime_note:  # escaped: rich would read "[executorch]" in the install hint as markup
+        console.print(f"  runtime     not runnable here ({escape(runtime_note)}); input spec from the artifact's metadata")
     console.print(f"  size        {data['bytes']:,} bytes ({data['bytes'] / 2**20:.2f} MB, side files included)")
     console.print(f"  model       {data['model'] or 'unknown (no manifest or metadata names it)'}")
     console.print(f"  precision   {data['precision'] or 'unknown'}")
@@ -374,7 +375,7 @@ def info_artifact(path: Path, as_json: bool = False, verify: bool = True) -> Non
         console.print("  preprocess  " + ", ".join(f"{k} {v}" for k, v in pre.items()))
     if data["num_classes"]:
         shown = ", ".join(data["labels"]) + (", ..." if len(labels) > 5 else "")
-        console.print(f"  classes     {data['num_classes']}" + (f" ({shown})" if shown else " (no labels embedded)"))
+        console.print(f"  classes     {data['num_classes']}" + (f" ({escape(shown)})" if shown else " (no labels embedded)"))
     if data.get("macs"):
         ops = ", ".join(f"{k} {v / 1e6:.1f}M" for k, v in data.get("macs_by_op", {}).items())
         note = "" if data.get("macs_complete", True) else " (some layers had dynamic shapes and were not counted)"

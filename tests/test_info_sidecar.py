@@ -86,6 +86,8 @@ def test_info_reads_sidecar_and_runtime_without_torch(tmp_path, artifacts):
         assert data["bytes"] == expected
         text = _cli(["info", str(path)], shim, tmp_path)
         assert text.returncode == 0 and "classes     1000" in text.stdout and "preprocess" in text.stdout
+        if fmt == "executorch":  # the install hint survives rich's markup
+            assert "edgecls[executorch]" in text.stdout
 
 
 @pytest.mark.parametrize("damage", ["missing", "corrupt"])
