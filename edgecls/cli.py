@@ -67,7 +67,7 @@ def models(
 
 @app.command()
 def info(
-    target: str = typer.Argument(..., help="model name, or an artifact file (.onnx, .xml, .tflite)"),
+    target: str = typer.Argument(..., help="model name, or an artifact (.onnx, .xml, .tflite, .pte, .ncnn.param, .mlpackage)"),
     resolution: Optional[int] = typer.Option(None, "--resolution", "-r", help="input side in pixels"),
     layers: bool = typer.Option(False, "--layers", help="per-layer table"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),

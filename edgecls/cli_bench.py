@@ -289,61 +289,130 @@ def report(
 
 
 def info_artifact(path: Path, as_json: bool = False, verify: bool = True) -> None:
-    """What an artifact file is: format, size, input, output, precision, model and MACs (no torch).
+    """What an artifact file is: format, size, input, output, precision, classes, preprocessing,
+    model and MACs (no torch).
 
     The runtime opens the file in a child process (edgecls.isolation): a runtime that crashes on
-    it gives one line, not a dead command."""
+    it gives one line, not a dead command. Where the runtime cannot run here (ExecuTorch's needs
+    torch, Core ML's macOS), the input spec comes from the artifact's own metadata instead and the
+    runtime line says why."""
     from edgecls.bench.harness import resolve_targets
-    from edgecls.formats import artifact_bytes
+    from edgecls.formats import artifact_bytes, format_of
     from edgecls.isolation import run_isolated
+    from edgecls.runtime.base import sidecar_problem
+    from edgecls.runtime.registry import read_metadata
 
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise EdgeclsError(f"artifact not found: {path}")
+    fmt = format_of(path)
+    if any(s.endswith(".json") for s in fmt.side_suffixes):  # a format whose metadata lives in a sidecar
+        problem = sidecar_problem(path)
+        if problem:
+            raise EdgeclsError(problem)
     (target,) = resolve_targets([str(path)], verify=verify)
+    meta = read_metadata(path)
     outcome = run_isolated("edgecls.runtime.run:describe_artifact", {"path": str(path), "resolution": target.resolution},
                            timeout=600)
-    if not outcome.ok:
+    if outcome.ok:
+        described = outcome.value
+        runtime_note = ""
+    elif outcome.user_error and (outcome.error_type == "MissingDependencyError" or not fmt.runs_here()):
+        described = _described_from_metadata(fmt, meta)
+        runtime_note = outcome.message or ""
+    else:
         outcome.raise_for_user_error()
         raise EdgeclsError(f"the {target.runtime} runtime failed on {path}: {outcome.describe()}")
-    described = outcome.value
     spec = described["input"]
+    labels = meta.get("labels") or []
     data = {
         "file": str(path),
         "format": target.format,
         "runtime": described["runtime"],
         "runtime_version": described["runtime_version"],
         "bytes": artifact_bytes(path),
-        "model": target.model,
-        "precision": target.precision,
+        "model": target.model or meta.get("model"),
+        "precision": target.precision or meta.get("precision"),
         "input": spec,
+        "input_type": meta.get("input_type", "float32"),
+        "num_classes": meta.get("num_classes") or (len(labels) or None),
+        "labels": labels[:5],
+        "preprocessing": {k: meta[k] for k in ("resolution", "mean", "std", "crop_pct", "interpolation", "layout")
+                          if k in meta},
         "macs": described.get("macs"),
     }
+    if runtime_note:
+        data["runtime_unavailable"] = runtime_note
     for key in ("macs_by_op", "macs_complete", "macs_error"):
         if key in described:
             data[key] = described[key]
+    if data["macs"] is None and target.manifest_entry and target.manifest_entry.get("macs"):
+        data["macs"], data["macs_source"] = target.manifest_entry["macs"], "manifest"
     if target.manifest_entry:
         data["manifest"] = {k: v for k, v in target.manifest_entry.items() if k != "file"}
     if as_json:
         typer.echo(json.dumps(data, indent=2))
         return
     from rich.console import Console
+    from rich.markup import escape
 
     console = Console()
-    console.print(f"[bold]{path.name}[/bold]: {data['format']} for {data['runtime']} {data['runtime_version']}")
+    console = console if console.is_terminal else Console(width=160)
+    runtime = f"{data['runtime']} {data['runtime_version']}".strip()
+    console.print(f"[bold]{path.name}[/bold]: {data['format']} for {runtime}")
+    if runtime_note:  # escaped: rich would read "[executorch]" in the install hint as markup
+        console.print(f"  runtime     not runnable here ({escape(runtime_note)}); input spec from the artifact's metadata")
     console.print(f"  size        {data['bytes']:,} bytes ({data['bytes'] / 2**20:.2f} MB, side files included)")
     console.print(f"  model       {data['model'] or 'unknown (no manifest or metadata names it)'}")
     console.print(f"  precision   {data['precision'] or 'unknown'}")
     console.print(f"  input       {spec['name']} {tuple(spec['shape'])} {spec['dtype']} {spec['layout']}")
+    if data["input_type"] == "uint8":
+        note = ("uint8 tensor, normalisation in the graph" if spec["dtype"] == "uint8" else
+                f"RGB byte values 0-255 held as {spec['dtype']}: {UINT8_AS_FLOAT.get(data['format'], 'no uint8 input')}")
+        console.print(f"  input type  uint8 ({note})")
+    pre = data["preprocessing"]
+    if pre:
+        console.print("  preprocess  " + ", ".join(f"{k} {v}" for k, v in pre.items()))
+    if data["num_classes"]:
+        shown = ", ".join(data["labels"]) + (", ..." if len(labels) > 5 else "")
+        console.print(f"  classes     {data['num_classes']}" + (f" ({escape(shown)})" if shown else " (no labels embedded)"))
     if data.get("macs"):
-        ops = ", ".join(f"{k} {v / 1e6:.1f}M" for k, v in data["macs_by_op"].items())
-        note = "" if data["macs_complete"] else " (some layers had dynamic shapes and were not counted)"
-        console.print(f"  MACs        {data['macs']:,} ({data['macs'] / 1e6:.1f} M per image: {ops}){note}")
+        ops = ", ".join(f"{k} {v / 1e6:.1f}M" for k, v in data.get("macs_by_op", {}).items())
+        note = "" if data.get("macs_complete", True) else " (some layers had dynamic shapes and were not counted)"
+        source = f": {ops}" if ops else " (from the manifest)"
+        console.print(f"  MACs        {data['macs']:,} ({data['macs'] / 1e6:.1f} M per image{source}){note}")
     else:
         console.print(f"  MACs        unknown: {data.get('macs_error', 'no conv/matmul found')}")
     parity = target.manifest_entry.get("parity") if target.manifest_entry else None
     if parity:
         console.print(f"  parity      {json.dumps(parity)[:200]}")
+
+
+# Why a --input-type uint8 artifact of these formats still has a float input tensor.
+UINT8_AS_FLOAT = {
+    "ncnn": "ncnn::Mat holds float; an app fills it with Mat::from_pixels from the bytes",
+    "coreml": "a Core ML MLMultiArray input is float32/float16/int32 only; an app passes a float array of the bytes",
+    "tflite": "litert-torch's uint8 tracing is not verified yet; an app casts the bytes to float32",
+}
+
+
+def _described_from_metadata(fmt, meta: dict) -> dict:
+    """describe_artifact's answer from the artifact's metadata, for a runtime that cannot run here."""
+    shape = meta.get("input_shape")
+    try:
+        shape = json.loads(shape) if isinstance(shape, str) else shape
+    except ValueError:
+        shape = None
+    layout = meta.get("layout") or "NCHW"
+    if not isinstance(shape, list):
+        side = int(meta.get("resolution") or 0) or None
+        shape = [1, side, side, 3] if layout == "NHWC" else [1, 3, side, side]
+    elif len(shape) == 3:  # NCNN records one image (no batch)
+        shape = [1, *shape]
+    dtype = meta.get("input_dtype") or "float32"
+    return {"runtime": fmt.runtime, "runtime_version": "", "macs": None,
+            "macs_error": f"no graph counter for {fmt.name}",
+            "input": {"name": "input", "shape": shape, "dtype": dtype, "layout": layout}}
 
 
 def _standalone() -> None:

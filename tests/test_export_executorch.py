@@ -61,6 +61,27 @@ def test_pte_matches_pytorch(case, precision):
     assert sidecar["edgecls_version"] == edgecls.__version__
 
 
+def test_uint8_input_is_a_byte_tensor(case):
+    """--input-type uint8: the program's input is a uint8 tensor (the cast runs inside); fed the
+    parity crops' bytes it gives PyTorch's logits on the float preprocessing."""
+    from edgecls.export.app_input import wrap
+    from edgecls.export.calibration import pixel_bytes
+
+    request, sets, reference, workdir = case
+    info = request.info
+    as_bytes = ExportRequest(**{**request.__dict__, "model": wrap(request.model, info.mean, info.std),
+                                "input_type": "uint8",
+                                "calibration": pixel_bytes(request.calibration, info.mean, info.std)})
+    dest = workdir / "m_u8_fp32.pte"
+    exporter_class("executorch")().export(as_bytes, "fp32", dest)
+    pixels = pixel_bytes(sets.parity, info.mean, info.std)
+    assert np.array_equal(pixels, np.round(pixels)) and pixels.min() >= 0 and pixels.max() <= 255
+    outputs, described = run_artifact(dest, pixels)
+    assert described["input"]["dtype"] == "uint8"
+    assert json.loads((workdir / "m_u8_fp32.pte.json").read_text())["input_dtype"] == "uint8"
+    assert compare(reference, outputs).max_rel_diff <= FP32_MAX_REL_DIFF
+
+
 def test_fp16_and_dynamic_batch_refused(case):
     request = case[0]
     exporter = exporter_class("executorch")()

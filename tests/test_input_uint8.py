@@ -86,10 +86,11 @@ def test_onnx_takes_raw_bytes(exported):
         meta = session.get_modelmeta().custom_metadata_map
         assert meta["input_type"] == "uint8" and meta["layout"] == layout
         assert len(json.loads(meta["labels"])) == 1000
+        assert session.get_inputs()[0].type == "tensor(uint8)"  # a real byte tensor, the Cast inside
         name = session.get_inputs()[0].name
         for crop, ref in zip(crops, reference):
             x = crop[None] if layout == "NHWC" else crop.transpose(2, 0, 1)[None]
-            _close(ref[None], session.run(None, {name: x.astype(np.float32)})[0])
+            _close(ref[None], session.run(None, {name: np.ascontiguousarray(x)})[0])
 
 
 def test_openvino_takes_raw_bytes(exported):
@@ -98,9 +99,10 @@ def test_openvino_takes_raw_bytes(exported):
     core = ov.Core()
     model = core.read_model(str(out / artifacts["openvino"]["file"]))
     assert model.get_rt_info(["edgecls", "input_type"]).astype(str) == "uint8"  # the compiled model drops rt_info
+    assert model.input(0).get_element_type() == ov.Type.u8
     compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     for crop, ref in zip(crops, reference):
-        _close(ref[None], compiled(crop.transpose(2, 0, 1)[None].astype(np.float32))[0])
+        _close(ref[None], compiled(np.ascontiguousarray(crop.transpose(2, 0, 1)[None]))[0])
 
 
 def test_ncnn_takes_from_pixels(exported):

@@ -3,9 +3,12 @@
 An app holds camera frames as RGB bytes. ``ByteInput`` wraps the model before any converter sees
 it, so every format computes ``(x / 255 - mean) / std`` itself as one per-channel multiply-add
 (converters fuse it into the first convolution or keep it as one cheap op): the app feeds pixel
-values 0-255 and does no arithmetic. The artifact's input tensor keeps the float dtype the
-converters trace best (a cast from bytes is all an app does; NCNN's ``Mat::from_pixels`` and Core
-ML's pixel buffers produce exactly that); the metadata says ``input_type: uint8``.
+values 0-255 and does no arithmetic. Where the format has a uint8 input
+(``BYTE_TENSOR_FORMATS``: ONNX, OpenVINO, ExecuTorch) the exporter traces the wrapper with a uint8
+example, so the artifact's input tensor is uint8 and the cast is the graph's first op. NCNN
+(``ncnn::Mat`` is float; ``Mat::from_pixels`` converts the bytes), Core ML (an MLMultiArray input is
+float32/float16/int32) and TFLite (litert-torch's uint8 tracing is not verified here yet) keep a
+float input holding 0-255; the metadata says ``input_type: uint8`` either way.
 
 Layout stays each exporter's business (``--nhwc`` works as before): the wrapper is NCHW.
 
@@ -17,6 +20,22 @@ resizes and crops 8-bit images before scaling, so denormalising and rounding giv
 from __future__ import annotations
 
 INPUT_TYPES = ("float32", "uint8")
+# Formats whose --input-type uint8 artifacts take a real uint8 tensor (see the module docstring).
+BYTE_TENSOR_FORMATS = ("onnx", "openvino", "executorch")
+
+
+def input_dtype(request, fmt: str) -> str:
+    """The numpy dtype of the artifact's input for format ``fmt``."""
+    return "uint8" if getattr(request, "input_type", "float32") == "uint8" and fmt in BYTE_TENSOR_FORMATS else "float32"
+
+
+def as_input(array, request, fmt: str):
+    """``array`` (calibration or example images, bytes held as float for uint8) in the artifact's input dtype."""
+    import numpy as np
+
+    if input_dtype(request, fmt) == "uint8":
+        return np.clip(np.round(np.asarray(array)), 0, 255).astype(np.uint8)
+    return np.asarray(array, dtype=np.float32)
 
 
 def wrap(model, mean, std):
@@ -40,4 +59,4 @@ def wrap(model, mean, std):
     return wrapped
 
 
-__all__ = ["INPUT_TYPES", "wrap"]
+__all__ = ["BYTE_TENSOR_FORMATS", "INPUT_TYPES", "as_input", "input_dtype", "wrap"]

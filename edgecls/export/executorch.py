@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecls.errors import EdgeclsError, InvalidArgumentError, MissingDependencyError
+from edgecls.export.app_input import as_input
 from edgecls.export.base import Exporter, ExportRequest
 from edgecls.runtime.base import sidecar_of
 
@@ -85,7 +86,9 @@ class ExecuTorchExporter(Exporter):
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
             raise EdgeclsError(f"ExecuTorch cannot lower {request.info.name} ({precision}): {first}") from exc
         Path(dest).write_bytes(lowered.buffer)
-        write_sidecar(request, precision, dest)
+        # The input spec too: `edgecls info` reads it where the runtime (which needs torch) is absent.
+        write_sidecar(request, precision, dest, extra={"input_shape": list(sample[0].shape),
+                                                      "input_dtype": str(sample[0].dtype).replace("torch.", "")})
 
 
 def _quantized(module, sample, request: ExportRequest):
@@ -111,7 +114,7 @@ def calibration_batches(request: ExportRequest):
     """The calibration images in the artifact's layout and static batch (the last one padded by repetition)."""
     import numpy as np
 
-    images = np.asarray(request.calibration, dtype=np.float32)
+    images = np.asarray(request.calibration)
     batch = int(request.batch)
     for start in range(0, len(images), batch):
         chunk = images[start:start + batch]
@@ -126,7 +129,7 @@ def example_batch(request: ExportRequest, nchw):
 
     if nchw is None:
         nchw = np.random.default_rng(0).standard_normal((1, 3, request.resolution, request.resolution))
-    nchw = np.asarray(nchw, dtype=np.float32)
+    nchw = as_input(nchw, request, "executorch")  # uint8 for a byte-input program: the cast runs inside it
     if len(nchw) != request.batch:
         nchw = np.resize(nchw, (int(request.batch),) + nchw.shape[1:])
     return np.ascontiguousarray(nchw.transpose(0, 2, 3, 1) if request.nhwc else nchw)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from edgecls.errors import InvalidArgumentError, MissingDependencyError
+from edgecls.export.app_input import as_input, input_dtype
 from edgecls.export.base import ExportRequest, Exporter
 
 INPUT_NAME = "input"
@@ -114,6 +115,8 @@ def example_input(request: ExportRequest):
 
     batch = max(2, request.batch) if request.dynamic_batch else request.batch  # batch 1 would be specialised
     shape = (batch, request.resolution, request.resolution, 3) if request.nhwc else (batch, 3, request.resolution, request.resolution)
+    if input_dtype(request, "onnx") == "uint8":  # traced with bytes: the graph's input is uint8, a Cast its first node
+        return torch.randint(0, 256, shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     return torch.randn(shape, generator=torch.Generator().manual_seed(0))
 
 
@@ -246,7 +249,9 @@ class _ArrayReader:
     """Feeds calibration arrays to ORT's calibrator in the artifact's batch and layout."""
 
     def __init__(self, calibration: np.ndarray, batch: int, nhwc: bool) -> None:
-        data = np.ascontiguousarray(calibration.transpose(0, 2, 3, 1) if nhwc else calibration, dtype=np.float32)
+        calibration = np.asarray(calibration)
+        data = np.ascontiguousarray(calibration.transpose(0, 2, 3, 1) if nhwc else calibration,
+                                    dtype=np.uint8 if calibration.dtype == np.uint8 else np.float32)
         usable = len(data) - len(data) % batch if len(data) >= batch else 0
         if usable == 0:
             data = np.repeat(data, -(-batch // len(data)), axis=0)[:batch]
@@ -314,7 +319,7 @@ def quantize_int8(fp32_path: Path, dest: Path, request: ExportRequest, settings:
 
     reader_cls = type("ArrayReader", (_ArrayReader, CalibrationDataReader), {})
     batch = 1 if request.dynamic_batch else request.batch
-    reader = reader_cls(request.calibration, batch, request.nhwc)
+    reader = reader_cls(as_input(request.calibration, request, "onnx"), batch, request.nhwc)
     qtype = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
     method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
               "percentile": CalibrationMethod.Percentile}[settings.calibrate_method]

@@ -20,6 +20,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from edgecls.errors import InvalidArgumentError, MissingDependencyError
+from edgecls.export.app_input import as_input, input_dtype
 from edgecls.export.base import ExportRequest, Exporter
 
 # TRANSFORMER_FAMILIES get NNCF's transformer model type: it leaves the attention's
@@ -123,11 +124,18 @@ def _converted_fp32(ov: Any, request: ExportRequest) -> tuple[Any, str]:
     """The plain fp32 conversion, made once per export run: the pipeline calls each precision in
     its own process, so the first one leaves the IR in the run's workdir for the others."""
     batch_tag = "dyn" if request.dynamic_batch else f"b{int(request.batch)}"
-    cached = Path(request.workdir) / f"openvino_fp32_{request.resolution}_{batch_tag}.xml"
+    dtype_tag = input_dtype(request, "openvino")
+    cached = Path(request.workdir) / f"openvino_fp32_{request.resolution}_{batch_tag}_{dtype_tag}.xml"
     if cached.is_file() and cached.with_suffix(".bin").is_file():
         ov_model = ov.Core().read_model(str(cached))
         return ov_model, ov_model.get_rt_info(["edgecls", "converter"]).astype(str)
     ov_model, converter = _convert(ov, request)
+    if dtype_tag == "uint8":
+        # The wrapper was traced with float bytes; OpenVINO's own preprocessing makes the input u8
+        # with a Convert in front, so an app passes the frame's bytes (no torch tracing of uint8 needed).
+        ppp = ov.preprocess.PrePostProcessor(ov_model)
+        ppp.input().tensor().set_element_type(ov.Type.u8)
+        ov_model = ppp.build()
     ov_model.set_rt_info(converter, ["edgecls", "converter"])
     # Write under a temporary name and rename the .xml last, so a reader never sees half an IR.
     partial = cached.with_name(f"{cached.stem}.{os.getpid()}.partial.xml")
@@ -213,6 +221,7 @@ def calibration_batches(request: ExportRequest, batch: int, images: np.ndarray |
     images = _checked_calibration(request) if images is None else images
     expected = images.shape[1:]
     count = max(1, -(-len(images) // batch))
+    images = as_input(images, request, "openvino")  # uint8 for a byte-input IR
     return [np.ascontiguousarray(np.resize(images, (count * batch, *expected))[i * batch:(i + 1) * batch])
             for i in range(count)]
 

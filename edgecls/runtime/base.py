@@ -40,11 +40,36 @@ def read_sidecar(path: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
+def sidecar_problem(path: Path) -> str | None:
+    """One line saying why the sidecar of ``path`` cannot be used (missing, unreadable, not a JSON
+    object), or None when it is fine."""
+    import json
+
+    sidecar = sidecar_of(path)
+    if not sidecar.is_file():
+        return (f"{Path(path).name} has no sidecar {sidecar.name} (its labels, preprocessing and input spec): "
+                f"copy it from the export folder or re-export with edgecls")
+    try:
+        data = json.loads(sidecar.read_text())
+    except (OSError, ValueError) as exc:
+        return f"the sidecar {sidecar} is not readable JSON ({str(exc).splitlines()[0][:80]}): re-export with edgecls"
+    if not isinstance(data, dict):
+        return f"the sidecar {sidecar} is not a JSON object: re-export with edgecls"
+    return None
+
+
 def sidecar_metadata(path: Path) -> dict[str, str]:
     """The sidecar as the raw key -> string metadata every Runner.read_metadata returns."""
     import json
 
     return {k: v if isinstance(v, str) else json.dumps(v) for k, v in read_sidecar(path).items()}
+
+
+def cast_input(x: np.ndarray, dtype: str) -> np.ndarray:
+    """``x`` as the input dtype; byte values are rounded and clipped, not truncated, into a uint8 input."""
+    if dtype == "uint8":
+        return np.clip(np.round(x), 0, 255).astype(np.uint8)
+    return x.astype(dtype, copy=False)
 
 
 @dataclass

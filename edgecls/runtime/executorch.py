@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from edgecls.errors import EdgeclsError, MissingDependencyError
-from edgecls.runtime.base import InputSpec, Runner, read_sidecar, sidecar_metadata
+from edgecls.runtime.base import cast_input, InputSpec, Runner, read_sidecar, sidecar_metadata
 
 # ExecuTorch ScalarType codes (the same numbering as c10::ScalarType)
 _DTYPES = {6: "float32", 5: "float16", 0: "uint8", 1: "int8"}
@@ -29,6 +29,10 @@ class ExecuTorchRunner(Runner):
         super().__init__(path, threads)
         try:
             import torch
+        except ImportError:  # the pybindings take and return torch tensors
+            raise MissingDependencyError("the ExecuTorch runtime needs torch (its Python bindings take torch tensors): "
+                                         "pip install 'edgecls[executorch]'") from None
+        try:
             from executorch.runtime import Runtime
         except ImportError:
             raise MissingDependencyError("the ExecuTorch runtime is not installed: pip install 'edgecls[executorch]'") from None
@@ -54,9 +58,7 @@ class ExecuTorchRunner(Runner):
         return self._spec
 
     def prepare(self, x: np.ndarray) -> Any:
-        if self._spec.dtype == "uint8":
-            x = np.clip(np.round(x), 0, 255)
-        return (self._torch.from_numpy(np.ascontiguousarray(x.astype(self._spec.dtype, copy=False))),)
+        return (self._torch.from_numpy(np.ascontiguousarray(cast_input(x, self._spec.dtype))),)
 
     def infer(self, prepared: Any) -> Any:
         return self._method.execute(prepared)[0]

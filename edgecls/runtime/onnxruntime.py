@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecls.runtime.base import InputSpec, Runner
+from edgecls.runtime.base import cast_input, InputSpec, Runner
 from edgecls.errors import EdgeclsError, MissingDependencyError
 
 
@@ -56,7 +56,7 @@ class OnnxRuntimeRunner(Runner):
         return self._spec
 
     def prepare(self, x: np.ndarray) -> Any:
-        return {self._input.name: np.ascontiguousarray(x.astype(self._spec.dtype, copy=False))}
+        return {self._input.name: np.ascontiguousarray(cast_input(x, self._spec.dtype))}
 
     def infer(self, prepared: Any) -> Any:
         return self.session.run([self._output_name], prepared)[0]

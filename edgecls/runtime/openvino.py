@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecls.runtime.base import InputSpec, Runner
+from edgecls.runtime.base import cast_input, InputSpec, Runner
 from edgecls.errors import EdgeclsError, MissingDependencyError
 
 _NUMPY_DTYPES = {"f32": "float32", "f16": "float16", "u8": "uint8", "i8": "int8"}
@@ -114,7 +114,7 @@ class OpenVinoRunner(Runner):
         """Bind ``x`` to the runner's one InferRequest; the returned request infers on the latest
         prepared input (a dynamic-batch IR takes any batch size here)."""
         # The tensor owns a copy of the input, so the timed infer() reads runtime memory only.
-        array = np.ascontiguousarray(x.astype(self._spec.dtype, copy=False))
+        array = np.ascontiguousarray(cast_input(x, self._spec.dtype))
         self.request.set_input_tensor(self._ov.Tensor(array, shared_memory=False))
         return self.request
 
