@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 
 import edgecls
-from edgecls.errors import InvalidArgumentError
+from edgecls.errors import EdgeclsError, InvalidArgumentError
 from edgecls import formats
 from edgecls.export.base import Exporter
 from edgecls.export.calibration import PARITY_SOURCES, builtin_sets, load_image_sets, tuning_views
@@ -293,3 +294,12 @@ def test_max_drop_on_labeled_digits_matches_sklearn(tmp_path):
     assert budget["met"] is (int8 >= fp32 - drop / 100 - 1e-9)
     assert budget["met"] and fp32 - int8 <= drop / 100 + 1e-9
     assert budget["steps"][0]["float_layers"] == 0 and budget["steps"][-1]["metric"] == pytest.approx(int8, abs=1e-6)
+    # --val folders map onto the checkpoint's class names, as `edgecls evaluate` maps them: a folder
+    # that is not one of them is refused (before, folders mapped by sorted order, unchecked).
+    renamed = tmp_path / "renamed"
+    for folder in sorted(val.iterdir()):
+        shutil.copytree(folder, renamed / f"digit_{folder.name}")
+    with pytest.raises(EdgeclsError, match="not classes of the model"):
+        run_export(ExportConfig(model=model_name, weights=checkpoint, formats=["onnx"], precisions=["int8"],
+                                calib=calib, calib_size=40, resolution=res, num_classes=10, max_drop=drop,
+                                val=renamed, out=tmp_path / "out2"))

@@ -224,7 +224,7 @@ def run_export(config: ExportConfig, log: Log | None = None) -> ExportRun:
                 np.save(workdir / "calibration_bytes.npy", pixel_bytes(sets.calibration, info.mean, info.std))
                 np.save(workdir / "parity_bytes.npy", pixel_bytes(sets.parity, info.mean, info.std))
             budget_job = _save_budget(config, info, model, sets, plan.resolution, precisions, workdir, log,
-                                      plan.classes)
+                                      _model_classes(plan))
         except OSError as exc:
             if workdir is not None:
                 shutil.rmtree(workdir, ignore_errors=True)
@@ -285,6 +285,18 @@ def _keep_parity_data(out: Path, model: str, resolution: int, inputs, reference,
         merge_entries(out, passed)
     except OSError as exc:
         log(f"warning: parity data for `bench --verify` not kept: {describe_os_error(exc)}")
+
+
+def _model_classes(plan: ExportPlan) -> list[str] | None:
+    """The class names --val folders map onto, as `edgecls evaluate` maps them: a `train`
+    checkpoint's, or the names a checkpoint stores alone; None for an ImageNet head (synset ids,
+    indices and ImageNet names map through the ImageNet table)."""
+    if plan.classes or not plan.config.weights or plan.config.num_classes == 1000:
+        return plan.classes
+    from edgecls.datasets import checkpoint_classes
+
+    names = checkpoint_classes(plan.config.weights)
+    return names if names and len(names) == plan.config.num_classes else None
 
 
 def _save_budget(config, info, model, sets, resolution, precisions, workdir: Path, log,
