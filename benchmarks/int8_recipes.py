@@ -15,6 +15,9 @@ one round holds.
     python benchmarks/int8_recipes.py --stage export --runtimes onnx      # one per runtime, in parallel if you like
     python benchmarks/int8_recipes.py --stage bench                       # times every artifact built above
     python benchmarks/int8_recipes.py --stage report                      # writes benchmarks/int8_recipes.md
+    python benchmarks/int8_recipes.py --target x86-vnni --stage export    # another profile's [FORMAT.int8] as the base
+
+--target other than x86-avx2 writes to benchmarks/int8_recipes/TARGET/ (and its own .md there).
 
 Output: benchmarks/int8_recipes/ (artifacts, not committed; results JSON) and benchmarks/int8_recipes.md.
 """
@@ -33,6 +36,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 MODEL = "tf_efficientnet_lite0"
+TARGET = "x86-avx2"  # the profile whose [FORMAT.int8] tables the recipes are set on top of
 RESOLUTION = 224
 CALIB_SIZE = 100
 OUT = HERE / "int8_recipes"
@@ -48,6 +52,7 @@ RECIPES = {
         ("per-tensor weights", {"per_channel": False}),
         ("stem + classifier float", {"float_nodes": ["first", "last"]}),
         ("8-bit weights (no reduce_range)", {"reduce_range": False}),
+        ("7-bit weights (reduce_range)", {"reduce_range": True}),
     ],
     "openvino": [
         ("full bias correction (default)", {}),
@@ -97,7 +102,7 @@ def export_stage(runtimes: list[str], only: list[str] | None) -> None:
     from edgecls.runtime.run import run_artifact
 
     model, sets, reference = _sets()
-    profile = load_profile("x86-avx2")
+    profile = load_profile(TARGET)
     OUT.mkdir(parents=True, exist_ok=True)
     for runtime in runtimes:
         folder = OUT / runtime
@@ -170,7 +175,7 @@ def report_stage() -> None:
     lines = [
         "# int8 recipes per runtime",
         "",
-        f"`python benchmarks/int8_recipes.py` on {cpu} ({platform.machine()}), 1 thread. Pretrained "
+        f"`python benchmarks/int8_recipes.py --target {TARGET}` on {cpu} ({platform.machine()}), 1 thread. Pretrained "
         f"{MODEL} at {RESOLUTION} px, {CALIB_SIZE} built-in calibration images (scenes: astronaut, rocket, "
         "motorcycle, flower); agreement = top-1 agreement with PyTorch fp32 on the 64 parity views of the 4 "
         "held-out scenes (chelsea, coffee, grace_hopper, china) calibration never saw, with its 95 % Wilson "
@@ -234,7 +239,7 @@ def platform_fallback() -> str:
 
 
 def main() -> None:
-    global RESOLUTION, CALIB_SIZE, OUT, REPORT  # a smoke run (--resolution 64) rescales the whole script
+    global RESOLUTION, CALIB_SIZE, OUT, REPORT, TARGET  # a smoke run (--resolution 64) rescales the whole script
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stage", choices=("export", "bench", "report", "all"), default="all")
     parser.add_argument("--runtimes", default="onnx,openvino,tflite")
@@ -244,8 +249,11 @@ def main() -> None:
     parser.add_argument("--resolution", type=int, default=RESOLUTION, help="smaller for a smoke run")
     parser.add_argument("--calib-size", type=int, default=CALIB_SIZE)
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--target", default=TARGET, help="target profile the recipes start from")
     args = parser.parse_args()
-    RESOLUTION, CALIB_SIZE = args.resolution, args.calib_size
+    RESOLUTION, CALIB_SIZE, TARGET = args.resolution, args.calib_size, args.target
+    if TARGET != "x86-avx2" and args.out == OUT:
+        args.out = OUT / TARGET
     if args.out != OUT:
         OUT, REPORT = args.out, args.out / "int8_recipes.md"
     os.environ.setdefault("OMP_NUM_THREADS", "1")

@@ -19,23 +19,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cli_inprocess import run_cli
+from digits_case import CLASSES, digit_images, save_checkpoint, train, write_folder
 
 # The module fixture (training + export) is built once: `make test` sends a whole file to one worker (loadfile).
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "mobilenetv1_025"
 RES = 32
-CLASSES = [str(i) for i in range(10)]
 N_TRAIN = 1100
-
-
-def _digit_images():
-    from PIL import Image
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    images = [Image.fromarray((img * (255 / 16)).astype(np.uint8)).resize((RES, RES), Image.NEAREST).convert("RGB")
-              for img in digits.images]
-    return images, digits.target
 
 
 def _shim(folder: Path) -> Path:
@@ -58,60 +48,28 @@ def _main(args: list[str], cwd: Path) -> tuple[int, str, str]:
     return result.returncode, result.stdout, result.stderr
 
 
-def _train(x: np.ndarray, y: np.ndarray):
-    import torch
-
-    from edgecls.models import create_model
-
-    torch.manual_seed(0)
-    model = create_model(MODEL, num_classes=10).train()
-    # 6 epochs cleared the 80 % floor on AVX2 EPYCs but reached 74 % on a Zen 4 (AVX-512 kernels round differently and
-    # the short run lands elsewhere); 10 epochs gave 92 % there: a margin over the 80 % floor on both.
-    epochs, batch = 10, 64
-    steps = epochs * -(-len(x) // batch)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=1e-2, total_steps=steps)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    rng = np.random.default_rng(0)
-    for _ in range(epochs):
-        order = torch.from_numpy(rng.permutation(len(x)))
-        for start in range(0, len(x), batch):
-            index = order[start:start + batch]
-            loss = torch.nn.functional.cross_entropy(model(xt[index]), yt[index])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-    return model.eval()
-
-
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):
     import torch
-    from safetensors.torch import save_file
 
     from edgecls.export.pipeline import ExportConfig, run_export
     from edgecls.models import get_model_info
     from edgecls.preprocess import preprocess_for
 
     root = tmp_path_factory.mktemp("digits")
-    images, target = _digit_images()
+    images, target = digit_images(RES)
     order = np.random.default_rng(0).permutation(len(images))
-    train, val = order[:N_TRAIN], order[N_TRAIN:]
-    for i in val:
-        folder = root / "val" / CLASSES[target[i]]
-        folder.mkdir(parents=True, exist_ok=True)
-        images[i].save(folder / f"{i:04d}.png")
-    for i in train[:100]:  # int8 calibration images, none of them in the evaluation folder
-        (root / "calib").mkdir(exist_ok=True)
-        images[i].save(root / "calib" / f"{i:04d}.png")
+    train_idx, val = order[:N_TRAIN], order[N_TRAIN:]
+    write_folder(images, target, val, root / "val")
+    # int8 calibration images, none of them in the evaluation folder
+    write_folder(images, target, train_idx[:100], root / "calib", by_class=False)
     info = get_model_info(MODEL)
     torch.set_num_threads(1)
-    x = np.stack([preprocess_for(info, images[i], RES) for i in train])
-    model = _train(x, target[train].astype(np.int64))
-    checkpoint = root / "digits.safetensors"
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(checkpoint),
-              metadata={"classes": json.dumps(CLASSES)})
+    x = np.stack([preprocess_for(info, images[i], RES) for i in train_idx])
+    # 6 epochs cleared the 80 % floor below on AVX2 EPYCs but reached 74 % on a Zen 4 (AVX-512 kernels
+    # round differently and the short run lands elsewhere); 10 epochs gave 92 % there.
+    model = train(MODEL, x, target[train_idx].astype(np.int64), epochs=10)
+    checkpoint = save_checkpoint(model, root / "digits.safetensors")
     run = run_export(ExportConfig(model=MODEL, weights=checkpoint, formats=["onnx"], precisions=["fp32", "int8"],
                                   calib=root / "calib", resolution=RES, num_classes=10, out=root / "export",
                                   min_agreement=0.0))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 
 import edgecls
-from edgecls.errors import InvalidArgumentError
+from edgecls.errors import EdgeclsError, InvalidArgumentError
 from edgecls import formats
 from edgecls.export.base import Exporter
 from edgecls.export.calibration import PARITY_SOURCES, builtin_sets, load_image_sets, tuning_views
@@ -241,3 +242,63 @@ def test_min_agreement_keeps_the_most_sensitive_nodes_float(tmp_path):
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = np.concatenate([session.run(None, {"input": views[i:i + 1]})[0] for i in range(len(views))]).argmax(1)
     assert (got == reference).mean() == pytest.approx(budget["metric"])
+
+
+@pytest.mark.xdist_group("export")
+def test_max_drop_on_labeled_digits_matches_sklearn(tmp_path):
+    """--max-drop on real labeled data (scikit-learn's digit scans, a model trained here): the
+    fp32 accuracy, goal and int8 accuracy the manifest records equal scikit-learn's accuracy_score
+    of PyTorch and of the published artifact (its edgecls runner) on the same --val folder."""
+    pytest.importorskip("onnxruntime")
+    import torch
+    from digits_case import digit_images, save_checkpoint, train, write_folder
+    from PIL import Image
+    from sklearn.metrics import accuracy_score
+
+    from edgecls.preprocess import preprocess_for
+    from edgecls.runtime.registry import open_runner
+    from edgecls.runtime.run import run_batches
+
+    model_name, res, drop = "mobilenetv1_025", 32, 2.0
+    info = edgecls.get_model_info(model_name)
+    images, target = digit_images(res)
+    order = np.random.default_rng(1).permutation(len(images))
+    train_idx, val_idx = order[:600], order[600:900]
+    val = write_folder(images, target, val_idx, tmp_path / "val")
+    calib = write_folder(images, target, train_idx[:40], tmp_path / "calib", by_class=False)
+    torch.set_num_threads(1)
+    model = train(model_name, np.stack([preprocess_for(info, images[i], res) for i in train_idx]),
+                  target[train_idx].astype(np.int64), epochs=4, batch=32)
+    checkpoint = save_checkpoint(model, tmp_path / "digits.safetensors")
+    out = tmp_path / "out"
+    run = run_export(ExportConfig(model=model_name, weights=checkpoint, formats=["onnx"], precisions=["int8"],
+                                  calib=calib, calib_size=40, resolution=res, num_classes=10, max_drop=drop, val=val,
+                                  out=out))
+    entry = json.loads((out / "manifest.json").read_text())["artifacts"][0]
+    budget = entry["accuracy_budget"]
+
+    # The same --val folder read independently: PIL, the model's preprocessing, labels from folder names.
+    paths = sorted(val.rglob("*.png"))
+    x = np.stack([preprocess_for(info, Image.open(p).convert("RGB"), res) for p in paths])
+    y = np.asarray([int(p.parent.name) for p in paths])
+    with torch.no_grad():
+        fp32 = accuracy_score(y, model(torch.from_numpy(x)).argmax(1).numpy())
+    assert fp32 > 0.5, f"the fixture model learned too little ({fp32:.1%})"
+    assert budget["budget"]["kind"] == "accuracy" and budget["budget"]["images"] == len(paths) == 300
+    assert budget["budget"]["fp32_metric"] == pytest.approx(fp32, abs=1e-6)
+    assert budget["budget"]["goal"] == pytest.approx(fp32 - drop / 100, abs=1e-6)
+    assert entry["status"] == "passed", entry.get("error")
+    int8 = accuracy_score(y, run_batches(open_runner(out / entry["file"]), x).argmax(1))
+    assert budget["metric"] == pytest.approx(int8, abs=1e-6)  # what the manifest says the file scores, it scores
+    assert budget["met"] is (int8 >= fp32 - drop / 100 - 1e-9)
+    assert budget["met"] and fp32 - int8 <= drop / 100 + 1e-9
+    assert budget["steps"][0]["float_layers"] == 0 and budget["steps"][-1]["metric"] == pytest.approx(int8, abs=1e-6)
+    # --val folders map onto the checkpoint's class names, as `edgecls evaluate` maps them: a folder
+    # that is not one of them is refused (before, folders mapped by sorted order, unchecked).
+    renamed = tmp_path / "renamed"
+    for folder in sorted(val.iterdir()):
+        shutil.copytree(folder, renamed / f"digit_{folder.name}")
+    with pytest.raises(EdgeclsError, match="not classes of the model"):
+        run_export(ExportConfig(model=model_name, weights=checkpoint, formats=["onnx"], precisions=["int8"],
+                                calib=calib, calib_size=40, resolution=res, num_classes=10, max_drop=drop,
+                                val=renamed, out=tmp_path / "out2"))

@@ -63,12 +63,14 @@ class Budget:
 
 
 def prepare_budget(model, info, sets, calib_source, resolution: int, min_agreement: float | None,
-                   max_drop: float | None, val: Path | None) -> Budget:
+                   max_drop: float | None, val: Path | None, model_classes: list[str] | None = None) -> Budget:
     """The budget of an export run, built in the parent process (it needs the PyTorch model).
 
     ``max_drop`` (points) with ``val`` (a labeled folder or CSV, edgecls.datasets): accuracy on it
     may fall at most that far below the fp32 model's. Otherwise agreement with the fp32 model on
     the tuning views must reach ``min_agreement`` (default: the int8 parity gate).
+    ``model_classes``: a trained checkpoint's class names; --val folders map onto them by name, as
+    `edgecls evaluate` maps them, not by sorted order.
     """
     import torch
 
@@ -82,7 +84,7 @@ def prepare_budget(model, info, sets, calib_source, resolution: int, min_agreeme
         dataset = load_dataset(val)
         with torch.no_grad():
             width = int(model(torch.zeros(1, 3, resolution, resolution)).reshape(1, -1).shape[1])
-        mapping = map_classes(dataset.classes, width)
+        mapping = map_classes(dataset.classes, width, model_classes)
         images, labels = [], []
         for path, label in dataset.items:
             image = read_image(path)

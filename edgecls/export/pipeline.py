@@ -223,7 +223,8 @@ def run_export(config: ExportConfig, log: Log | None = None) -> ExportRun:
 
                 np.save(workdir / "calibration_bytes.npy", pixel_bytes(sets.calibration, info.mean, info.std))
                 np.save(workdir / "parity_bytes.npy", pixel_bytes(sets.parity, info.mean, info.std))
-            budget_job = _save_budget(config, info, model, sets, plan.resolution, precisions, workdir, log)
+            budget_job = _save_budget(config, info, model, sets, plan.resolution, precisions, workdir, log,
+                                      _model_classes(plan))
         except OSError as exc:
             if workdir is not None:
                 shutil.rmtree(workdir, ignore_errors=True)
@@ -286,7 +287,20 @@ def _keep_parity_data(out: Path, model: str, resolution: int, inputs, reference,
         log(f"warning: parity data for `bench --verify` not kept: {describe_os_error(exc)}")
 
 
-def _save_budget(config, info, model, sets, resolution, precisions, workdir: Path, log) -> dict | None:
+def _model_classes(plan: ExportPlan) -> list[str] | None:
+    """The class names --val folders map onto, as `edgecls evaluate` maps them: a `train`
+    checkpoint's, or the names a checkpoint stores alone; None for an ImageNet head (synset ids,
+    indices and ImageNet names map through the ImageNet table)."""
+    if plan.classes or not plan.config.weights or plan.config.num_classes == 1000:
+        return plan.classes
+    from edgecls.datasets import checkpoint_classes
+
+    names = checkpoint_classes(plan.config.weights)
+    return names if names and len(names) == plan.config.num_classes else None
+
+
+def _save_budget(config, info, model, sets, resolution, precisions, workdir: Path, log,
+                 classes: list[str] | None = None) -> dict | None:
     """The accuracy budget of the int8 artifacts, saved for the format processes (None: plain int8)."""
     budgeted = config.min_agreement is not None or config.max_drop is not None or config.sensitivity
     if "int8" not in precisions or not budgeted:
@@ -296,7 +310,7 @@ def _save_budget(config, info, model, sets, resolution, precisions, workdir: Pat
     from edgecls.export.accuracy import prepare_budget
 
     budget = prepare_budget(model, info, sets, config.calib, resolution, config.min_agreement, config.max_drop,
-                            config.val)
+                            config.val, classes)
     log(f"int8 budget: {budget.kind} >= {budget.goal:.1%} on {len(budget.images)} tuning images"
         + (f" (fp32: {budget.fp32_metric:.1%})" if budget.kind == "accuracy" else ""))
     np.save(workdir / "budget_images.npy", budget.images)
