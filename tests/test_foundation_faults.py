@@ -206,8 +206,13 @@ def _wait_for_first_artifact(proc: subprocess.Popen, out: Path, limit: float = 9
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
-def test_signal_mid_export_then_rerun(tmp_path, sig):
+def test_signal_mid_export_then_rerun(tmp_path, monkeypatch, sig):
     out = tmp_path / "out"
+    # The run's control folder (child protocol files) lives in the system temp folder: a temp
+    # folder of the test's own shows what a killed run leaves there and that the re-run removes it.
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))
     proc = _popen(*EXPORT, "--formats", "onnx,openvino", "--int8", "--out", str(out))
     _wait_for_first_artifact(proc, out)
     proc.send_signal(sig)
@@ -216,8 +221,11 @@ def test_signal_mid_export_then_rerun(tmp_path, sig):
         assert proc.returncode == 130, stderr[-2000:]
         assert stderr.strip().splitlines()[-1] == "interrupted" and "Traceback" not in stderr
         assert not list(out.glob(".edgecls-work-*"))
+        assert not list(temp.glob("edgecls-export-*"))
     else:
         assert proc.returncode == -signal.SIGKILL
+        left = list(temp.glob("edgecls-export-*"))
+        assert len(left) == 1 and (left[0] / "pid").read_text().split()[0] == str(proc.pid)
     # No converter runs on: its command line names the work folder inside --out.
     deadline = time.monotonic() + 30
     while _processes_mentioning(str(out)) and time.monotonic() < deadline:
@@ -231,7 +239,30 @@ def test_signal_mid_export_then_rerun(tmp_path, sig):
     manifest = _assert_folder_vouched_for(out)
     assert ("onnx", "fp32") in {(e["format"], e["precision"]) for e in manifest["artifacts"] if e["status"] == "passed"}
     if sig == signal.SIGKILL:
-        assert "left by an interrupted run" in rerun.stdout + rerun.stderr
+        said = rerun.stdout + rerun.stderr
+        assert said.count("left by an interrupted run") == 2, said  # the work folder and the control folder
+    assert not list(temp.glob("edgecls-export-*"))
+    assert not list(out.glob(".edgecls-work-*"))
+
+
+def test_stale_folder_of_a_reused_pid_is_removed(tmp_path, monkeypatch):
+    """A pid file naming a live process with another start time (the kernel reused the pid) is stale."""
+    from edgecls.export import pipeline
+
+    monkeypatch.setattr(pipeline.tempfile, "tempdir", str(tmp_path))
+    live = tmp_path / "edgecls-export-reused"
+    live.mkdir()
+    (live / "pid").write_text(f"{os.getppid()} 1")  # the parent is alive; it did not start at tick 1
+    mine = tmp_path / "edgecls-export-mine"
+    mine.mkdir()
+    pipeline._write_owner(mine)
+    running = tmp_path / "edgecls-export-running"
+    running.mkdir()
+    (running / "pid").write_text(f"{os.getppid()} {pipeline._process_start(os.getppid())}")
+    said = []
+    pipeline.clean_stale_control_dirs(said.append)
+    assert not live.exists() and mine.exists() and running.exists(), said
+    assert len(said) == 1 and "edgecls-export-reused" in said[0]
 
 
 def _assert_folder_vouched_for_except_work(out: Path, allow_work: bool) -> dict:

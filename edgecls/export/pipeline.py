@@ -41,6 +41,7 @@ from edgecls.manifest import (MANIFEST_NAME, UNVERIFIED, FileRecord, ManifestEnt
                               size_of)
 
 WORKDIR_PREFIX = ".edgecls-work-"
+CONTROL_PREFIX = "edgecls-export-"  # in the system temp folder: the child's protocol files, outside --out
 PID_FILE = "pid"
 JOURNAL = "publishing.json"
 STALE_WITHOUT_PID_SECONDS = 600  # a work folder killed before its pid file was written
@@ -92,6 +93,59 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _process_start(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (/proc/PID/stat field 22), or None off Linux.
+    With the pid it names one process: a pid the kernel reused for another process has another start."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) ": the comm may hold spaces
+    return fields[19] if len(fields) > 19 else None
+
+
+def _write_owner(folder: Path) -> None:
+    pid = os.getpid()
+    (folder / PID_FILE).write_text(f"{pid} {_process_start(pid) or ''}".strip())
+
+
+def _owner(folder: Path) -> tuple[int | None, bool]:
+    """(pid, alive) of the run that owns ``folder``; pid None when its pid file is missing or unreadable."""
+    try:
+        parts = (folder / PID_FILE).read_text().split()
+        pid = int(parts[0])
+    except (OSError, ValueError, IndexError):
+        return None, False
+    if pid == os.getpid() or not _pid_alive(pid):
+        return pid, pid == os.getpid()
+    start = parts[1] if len(parts) > 1 else None
+    current = _process_start(pid)
+    return pid, start is None or current is None or start == current
+
+
+def _is_stale(folder: Path) -> tuple[bool, int | None]:
+    pid, alive = _owner(folder)
+    if alive:
+        return False, pid
+    if pid is None:  # killed before its pid file was written, or being created right now
+        try:
+            return time.time() - folder.stat().st_mtime >= STALE_WITHOUT_PID_SECONDS, None
+        except OSError:
+            return False, None
+    return True, pid
+
+
+def clean_stale_control_dirs(log: Log) -> None:
+    """Remove the control folders (system temp) of runs that were killed (SIGKILL leaves them)."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{CONTROL_PREFIX}*"):
+        if not folder.is_dir():
+            continue
+        stale, pid = _is_stale(folder)
+        if stale:
+            shutil.rmtree(folder, ignore_errors=True)
+            log(f"removed {folder}, left by an interrupted run" + (f" (pid {pid})" if pid else ""))
+
+
 def _complete_publish(out: Path, workdir: Path) -> None:
     """Finish a publish that a kill interrupted after its manifest write (see the module docstring)."""
     journal = workdir / JOURNAL
@@ -121,14 +175,9 @@ def clean_stale_workdirs(out: Path, log: Log) -> None:
         for folder in out.glob(f"{WORKDIR_PREFIX}*"):
             if not folder.is_dir():
                 continue
-            try:
-                pid = int((folder / PID_FILE).read_text().strip())
-            except (OSError, ValueError):
-                pid = None
-            if pid is not None and pid != os.getpid() and _pid_alive(pid):
+            stale, pid = _is_stale(folder)
+            if not stale:
                 continue  # a run exporting into the same folder right now
-            if pid is None and time.time() - folder.stat().st_mtime < STALE_WITHOUT_PID_SECONDS:
-                continue
             _complete_publish(out, folder)
             shutil.rmtree(folder, ignore_errors=True)
             log(f"removed {folder.name}, left by an interrupted run" + (f" (pid {pid})" if pid else ""))
@@ -208,7 +257,7 @@ def run_export(config: ExportConfig, log: Log | None = None) -> ExportRun:
     with _sigterm_as_interrupt():
         try:
             workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX, dir=out))
-            (workdir / PID_FILE).write_text(str(os.getpid()))
+            _write_owner(workdir)
             (workdir / "staging").mkdir()
             # Through bytes: torch.save on a full disk raises a RuntimeError that names neither
             # the file nor the cause; a plain write raises OSError(ENOSPC, path).
@@ -234,7 +283,9 @@ def run_export(config: ExportConfig, log: Log | None = None) -> ExportRun:
                 shutil.rmtree(workdir, ignore_errors=True)
             raise
         # The child's protocol files and output live outside --out: on a full disk they still tell why.
-        control = Path(tempfile.mkdtemp(prefix="edgecls-export-"))
+        clean_stale_control_dirs(log)
+        control = Path(tempfile.mkdtemp(prefix=CONTROL_PREFIX))
+        _write_owner(control)
         unrecorded: list[ManifestEntry] = []
         try:
             context = _EntryContext(plan, sets, counted.params, counted.macs)
@@ -475,5 +526,5 @@ def _replace(staged: Path, dest: Path) -> None:
 
 
 __all__ = ["DEFAULT_CALIB_SIZE", "DEFAULT_TIMEOUT_SECONDS", "MANIFEST_NAME", "WORKDIR_PREFIX", "ExportConfig",
-           "ExportRun", "artifact_name", "check_output_folder", "clean_stale_workdirs", "resolve_plan", "run_export",
+           "ExportRun", "artifact_name", "check_output_folder", "clean_stale_control_dirs", "clean_stale_workdirs", "resolve_plan", "run_export",
            "sha256_of", "tool_versions"]
