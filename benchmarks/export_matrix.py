@@ -7,6 +7,7 @@ run resumes where it stopped (``--fresh`` starts over) and the markdown is rebui
 
     python benchmarks/export_matrix.py                      # all models
     python benchmarks/export_matrix.py --models 'mobilenetv2*' --formats onnx
+    python benchmarks/export_matrix.py --rerun --models convnext_atto,squeezenet1_1   # reproduce rows
     python benchmarks/export_matrix.py & python benchmarks/export_matrix.py --reverse   # two at once
 """
 
@@ -157,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--formats", default=None, help="comma-separated (default: every format)")
     parser.add_argument("--precisions", default=",".join(PRECISIONS))
     parser.add_argument("--fresh", action="store_true", help="ignore results of earlier runs")
+    parser.add_argument("--rerun", action="store_true",
+                        help="run the chosen models again, keeping the other models' rows (to check a change reproduces them)")
     parser.add_argument("--reverse", action="store_true",
                         help="go through the models from the end: a second run alongside a first one meets it in the middle")
     args = parser.parse_args(argv)
@@ -179,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         results = json.loads(JSON_PATH.read_text()) if JSON_PATH.is_file() else results
         done = results.get(name)
         wanted = {(f, p) for f in formats for p in precisions if p in _offered(f)}
-        if done and wanted <= {(a["format"], a["precision"]) for a in done["artifacts"]}:
+        if done and not args.rerun and wanted <= {(a["format"], a["precision"]) for a in done["artifacts"]}:
             continue
         print(f"[{index}/{len(names)}] {name}", flush=True)
         results[name] = run_model(name, formats, precisions)

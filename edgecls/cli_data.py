@@ -18,14 +18,6 @@ def _console():
     return console if console.is_terminal else Console(width=140)
 
 
-def _log(console):
-    def log(message: str) -> None:
-        style = "yellow" if message.startswith("warning") else "dim"
-        console.print(f"[{style}]{message}[/{style}]", highlight=False)
-
-    return log
-
-
 def data(
     folder: Path = typer.Argument(..., help="image folder (one subfolder per class) or CSV of path,label"),
     out: Optional[Path] = typer.Option(None, "--out", help="also write data_report.json, report.md and plots here"),
@@ -72,7 +64,9 @@ def train(
                          optimizer=optimizer, loss=loss, class_weights=class_weights, sampler=sampler, augment=augment,
                          freeze_backbone=freeze_backbone, head_hidden=head_hidden, patience=patience, seed=seed,
                          threads=threads)
-    result = run_train(config, log=_log(console))
+    from edgecls.cli_export import progress_log
+
+    result = run_train(config, log=progress_log(console))
     best = result.best
     console.print(f"kept epoch {result.best_epoch}: validation balanced accuracy {best['val_balanced_accuracy']:.4f}, "
                   f"accuracy {best['val_accuracy']:.4f}")

@@ -89,7 +89,8 @@ def results_table(artifacts: list[dict], title: str = "export"):
     return table
 
 
-def _log(console):
+def progress_log(console):
+    """The ``log`` callback of export and train: warnings in yellow, progress dimmed."""
     def log(message: str) -> None:
         style = "yellow" if message.startswith("warning") else "dim"
         console.print(f"[{style}]{message}[/{style}]", highlight=False)
@@ -140,7 +141,7 @@ def export(
         opset=opset, target=target, out=out or Path("out") / resolve_name(name), min_agreement=min_agreement,
         max_drop=max_drop, val=val, sensitivity=sensitivity,
     )
-    run = run_export(config, log=_log(console))
+    run = run_export(config, log=progress_log(console))
     console.print(results_table(run.artifacts, title=f"{resolve_name(name)} -> {run.out}"))
     for line in budget_lines(run.artifacts):
         console.print(line, highlight=False)
@@ -183,7 +184,7 @@ def demo(
     console = _console()
     config = ExportConfig(model=DEMO_MODEL, pretrained=True, extra_precisions=["int8"], calib="builtin",
                           calib_size=calib_size, out=out)
-    run = run_export(config, log=_log(console))
+    run = run_export(config, log=progress_log(console))
     console.print(results_table(run.artifacts, title=f"{DEMO_MODEL} (pretrained) -> {run.out}"))
 
     import torch  # after run_export: without torch it has already said what to install

@@ -52,4 +52,18 @@ def find_suite(suite: str | Path) -> tuple[Path, Path | None]:
                        "or a path to a suite .toml")
 
 
-__all__ = ["find_suite", "list_suites", "shipped_dir", "shipped_suite_dir"]
+__all__ = ["find_suite", "list_suites", "read_toml", "shipped_dir", "shipped_suite_dir"]
+
+
+def read_toml(path: Path, what: str, missing_hint: str = "") -> dict:
+    """The TOML file ``path`` (a profile, suite or devices file: ``what`` names it in errors) as a
+    dict; a missing, unreadable or malformed file is one EdgeclsError line naming the file."""
+    import tomllib  # pyproject.toml requires Python 3.11+, where tomllib is in the standard library
+
+    path = Path(path)
+    if not path.is_file():
+        raise EdgeclsError(f"{what} not found: {path}{missing_hint}")
+    try:
+        return tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise EdgeclsError(f"{what} {path}: not valid TOML: {str(exc).splitlines()[0] if str(exc) else exc}") from None

@@ -146,20 +146,11 @@ def _weights(path: Path, value: Any, key: str) -> str:
 def load_suite(path: Path, check_models: bool = True, base: Path | None = None) -> Suite:
     """Parse and validate a suite file; ``check_models`` resolves model names (needs the registry);
     relative ``dir`` settings start from ``base`` (default: the suite file's folder)."""
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        import tomli as tomllib
-
     from edgecls.bench.stats import TimingConfig
+    from edgecls.resources import read_toml
 
     path = Path(path)
-    if not path.is_file():
-        raise EdgeclsError(f"suite file not found: {path}")
-    try:
-        data = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise _error(path, f"not valid TOML: {exc}") from None
+    data = read_toml(path, "suite file")
     _check_keys(path, data, TOP_KEYS, "")
     for table, keys in (("timing", TIMING_KEYS), ("export", EXPORT_KEYS), ("output", OUTPUT_KEYS)):
         if table in data:

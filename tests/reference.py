@@ -7,6 +7,7 @@ reference network's logits.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import zlib
@@ -17,26 +18,30 @@ import numpy as np
 DATA = Path(__file__).parent / "data"
 
 
-@functools.cache
-def reference_layouts() -> dict:
-    return json.loads((DATA / "reference_state_dicts.json").read_text())["models"]
+def _models_of(file: str):
+    """A cached loader of the "models" table of ``data/<file>``."""
+    return functools.cache(lambda: json.loads((DATA / file).read_text())["models"])
 
 
-@functools.cache
-def reference_outputs() -> dict:
-    return json.loads((DATA / "reference_outputs.json").read_text())["models"]
+reference_layouts = _models_of("reference_state_dicts.json")
+reference_outputs = _models_of("reference_outputs.json")
+# Float64 golden logits of every torchvision/timm entry (not Mobile-Former): machine-independent.
+reference_outputs_f64 = _models_of("reference_outputs_f64.json")
+# The seed's other families (DenseNet ... CvT): layouts, counts and float64 golden logits.
+seed_models = _models_of("seed_models.json")
 
 
-@functools.cache
-def reference_outputs_f64() -> dict:
-    """Float64 golden logits of every torchvision/timm entry (not Mobile-Former): machine-independent."""
-    return json.loads((DATA / "reference_outputs_f64.json").read_text())["models"]
+@contextlib.contextmanager
+def torch_threads(count: int):
+    """torch's intra-op threads set to ``count`` for the block, restored after."""
+    import torch
 
-
-@functools.cache
-def seed_models() -> dict:
-    """The seed's other families (DenseNet ... CvT): layouts, counts and float64 golden logits."""
-    return json.loads((DATA / "seed_models.json").read_text())["models"]
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def reference_state(ref_name: str) -> dict:

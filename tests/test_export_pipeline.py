@@ -257,6 +257,18 @@ def test_shipped_profiles_load():
     assert detect_target() in ("x86-avx2", "x86-vnni", "arm64")
 
 
+def test_kept_float_names_resolve_first_last_and_refuse_unknown():
+    from edgecls.export.base import resolve_kept_float
+
+    compute = ["conv1", "conv2", "fc"]
+    known = {"conv1", "relu", "conv2", "fc"}
+    assert resolve_kept_float(["last", "first", "relu", "first"], compute, known, "[onnx.int8] float_nodes",
+                              "node") == ["fc", "conv1", "relu"]
+    assert resolve_kept_float(["first", "last"], [], set(), "[tflite.int8] float_ops", "op") == []
+    with pytest.raises(InvalidArgumentError, match=r"^\[openvino.int8\] float_layers: no layer named 'conv3'$"):
+        resolve_kept_float(["conv3"], compute, known, "[openvino.int8] float_layers", "layer")
+
+
 def test_bad_profiles(tmp_path):
     with pytest.raises(EdgeclsError, match="unknown target 'nope'"):
         load_profile("nope")

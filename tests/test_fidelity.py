@@ -8,7 +8,7 @@ import torch
 
 import edgecls
 from edgecls.profile import profile_model
-from reference import (mapped_references, reference_input, reference_layouts, reference_outputs,
+from reference import (torch_threads, mapped_references, reference_input, reference_layouts, reference_outputs,
                        reference_outputs_f64, reference_state)
 
 PAIRS = mapped_references()
@@ -20,10 +20,8 @@ MACS_UNDERCOUNTED = {"timm:mobilevit_xxs", "timm:mobilevit_xs", "timm:mobilevit_
 def _one_thread():
     # One intra-op thread per xdist worker: two workers x two threads on 2 cores made the float64
     # EfficientNet B7 forward take 100-440 s instead of 12 s (threads spin-waiting on each other).
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+    with torch_threads(1):
+        yield
 
 
 @pytest.mark.parametrize("ref,name", PAIRS, ids=[f"{r}->{n}" for r, n in PAIRS])

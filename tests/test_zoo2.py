@@ -14,7 +14,7 @@ import edgecls
 from edgecls.errors import EdgeclsError
 from edgecls.models import get_model_info
 from edgecls.profile import profile_model
-from reference import mapped_references, reference_input, reference_state, seed_models
+from reference import mapped_references, reference_input, reference_state, seed_models, torch_threads
 
 SEED_PAIRS = mapped_references(seed=True)
 # torchvision's ViT runs nn.MultiheadAttention's fused CPU kernel, which FlopCounterMode does not
@@ -24,10 +24,8 @@ MACS_UNCOUNTED = {"torchvision:vit_b_16"}
 
 @pytest.fixture(autouse=True)
 def _two_threads():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(previous)
+    with torch_threads(2):
+        yield
 
 
 def test_every_required_seed_entry_is_claimed() -> None:

@@ -125,18 +125,10 @@ def parse_url(url: str) -> Device:
 
 def load_devices(path: Path) -> dict[str, Device]:
     """name -> Device from a devices file (see the module docstring)."""
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        import tomli as tomllib
+    from edgecls.resources import read_toml
 
     path = Path(path)
-    if not path.is_file():
-        raise EdgeclsError(f"devices file not found: {path} (write one like benchmarks/devices.toml, or pass ssh://...)")
-    try:
-        data = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise EdgeclsError(f"devices file {path}: not valid TOML: {exc}") from None
+    data = read_toml(path, "devices file", " (write one like benchmarks/devices.toml, or pass ssh://...)")
     extra = sorted(set(data) - {"device"})
     if extra:
         raise EdgeclsError(f"devices file {path}: unknown table '{extra[0]}' (devices are [[device]] entries)")

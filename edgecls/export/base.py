@@ -77,6 +77,36 @@ class Exporter(ABC):
     def export(self, request: ExportRequest, precision: str, dest: Path) -> None:
         """Write the artifact for ``precision`` at ``dest`` (side files next to it, e.g. .bin)."""
 
+    def check_static_request(self, request: ExportRequest, precision: str, title: str) -> None:
+        """The checks of a format that bakes one batch size in (ExecuTorch, Core ML): a known
+        precision, a static batch, calibration images for int8; one line naming ``title`` each."""
+        from edgecls.errors import InvalidArgumentError
+
+        if precision not in self.precisions:
+            raise InvalidArgumentError(f"{title} has no precision '{precision}': use one of {', '.join(self.precisions)}")
+        if request.dynamic_batch:
+            raise InvalidArgumentError(f"{title} export takes a static batch: drop --dynamic-batch and give --batch N")
+        if precision == "int8" and (request.calibration is None or len(request.calibration) == 0):
+            raise InvalidArgumentError(f"{title} int8 needs calibration images to set its activation ranges")
+
     def side_files(self, dest: Path) -> list[Path]:
         """Files that belong to the artifact at ``dest`` besides itself (OpenVINO's .bin)."""
         return get_format(self.format).side_files(dest)
+
+
+def resolve_kept_float(names: list[str], candidates: list[str], known, setting: str, kind: str) -> list[str]:
+    """A profile's "keep these in float" list (``setting``, e.g. "[onnx.int8] float_nodes") with
+    "first" / "last" replaced by the first / last of ``candidates`` (the compute ops in execution
+    order); any other name must be in ``known``; duplicates dropped, order kept."""
+    from edgecls.errors import InvalidArgumentError
+
+    resolved = []
+    for name in names:
+        if name in ("first", "last"):
+            if candidates:
+                resolved.append(candidates[0] if name == "first" else candidates[-1])
+        elif name in known:
+            resolved.append(name)
+        else:
+            raise InvalidArgumentError(f"{setting}: no {kind} named {name!r}")
+    return list(dict.fromkeys(resolved))

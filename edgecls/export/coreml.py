@@ -41,12 +41,7 @@ class CoreMLExporter(Exporter):
 
     def export(self, request: ExportRequest, precision: str, dest: Path) -> None:
         ct = _import_coremltools()
-        if precision not in self.precisions:
-            raise InvalidArgumentError(f"Core ML has no precision '{precision}': use one of {', '.join(self.precisions)}")
-        if request.dynamic_batch:
-            raise InvalidArgumentError("Core ML export here takes a static batch: drop --dynamic-batch and give --batch N")
-        if precision == "int8" and (request.calibration is None or len(request.calibration) == 0):
-            raise InvalidArgumentError("Core ML int8 needs calibration images to set its activation ranges")
+        self.check_static_request(request, precision, "Core ML")
         import torch
 
         from edgecls.export.executorch import example_batch

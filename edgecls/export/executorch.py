@@ -61,12 +61,7 @@ class ExecuTorchExporter(Exporter):
 
     def export(self, request: ExportRequest, precision: str, dest: Path) -> None:
         partitioner, lower = _import_executorch()
-        if precision not in self.precisions:
-            raise InvalidArgumentError(f"ExecuTorch has no precision '{precision}': use one of {', '.join(self.precisions)}")
-        if request.dynamic_batch:
-            raise InvalidArgumentError("ExecuTorch export needs a static batch: drop --dynamic-batch and give --batch N")
-        if precision == "int8" and (request.calibration is None or len(request.calibration) == 0):
-            raise InvalidArgumentError("ExecuTorch int8 needs calibration images to set its activation ranges")
+        self.check_static_request(request, precision, "ExecuTorch")
         import torch
 
         from edgecls.export.onnx import channels_last_input

@@ -279,18 +279,10 @@ def compute_nodes(model) -> list[str]:
 
 def resolve_float_nodes(model, names: list[str]) -> list[str]:
     """``names`` with "first" / "last" replaced by the first / last compute node; unknown names are an error."""
-    nodes = compute_nodes(model)
-    known = {node.name for node in model.graph.node}
-    resolved = []
-    for name in names:
-        if name in ("first", "last"):
-            if nodes:
-                resolved.append(nodes[0] if name == "first" else nodes[-1])
-        elif name in known:
-            resolved.append(name)
-        else:
-            raise InvalidArgumentError(f"[onnx.int8] float_nodes: no node named {name!r} in the graph")
-    return list(dict.fromkeys(resolved))
+    from edgecls.export.base import resolve_kept_float
+
+    return resolve_kept_float(names, compute_nodes(model), {node.name for node in model.graph.node},
+                              "[onnx.int8] float_nodes", "node")
 
 
 def prepared_fp32(fp32_path: Path, request: ExportRequest) -> Path:

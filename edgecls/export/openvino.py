@@ -202,18 +202,10 @@ def compute_layers(ov_model: Any) -> list[str]:
 
 
 def resolve_float_layers(ov_model: Any, names: list[str]) -> list[str]:
-    layers = compute_layers(ov_model)
-    known = {op.get_friendly_name() for op in ov_model.get_ordered_ops()}
-    resolved = []
-    for name in names:
-        if name in ("first", "last"):
-            if layers:
-                resolved.append(layers[0] if name == "first" else layers[-1])
-        elif name in known:
-            resolved.append(name)
-        else:
-            raise InvalidArgumentError(f"[openvino.int8] float_layers: no layer named {name!r} in the model")
-    return list(dict.fromkeys(resolved))
+    from edgecls.export.base import resolve_kept_float
+
+    return resolve_kept_float(names, compute_layers(ov_model), {op.get_friendly_name() for op in ov_model.get_ordered_ops()},
+                              "[openvino.int8] float_layers", "layer")
 
 
 def calibration_batches(request: ExportRequest, batch: int, images: np.ndarray | None = None) -> list[np.ndarray]:

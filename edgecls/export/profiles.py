@@ -80,21 +80,14 @@ def _find(target: str) -> Path:
 
 def load_profile(target: str | None = None) -> TargetProfile:
     """The profile ``target`` (a shipped name, a name in ./export or a .toml path), or this machine's profile."""
-    try:
-        import tomllib
-    except ImportError:  # Python < 3.11
-        import tomli as tomllib
-
     from edgecls.formats import PRECISIONS, check_format, export_formats
+    from edgecls.resources import read_toml
 
     known_formats = export_formats()
 
     name = target or detect_target()
     path = _find(name)
-    try:
-        data = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise EdgeclsError(f"cannot read target profile {path}: {exc}") from None
+    data = read_toml(path, "target profile")
 
     def fail(what: str) -> InvalidArgumentError:
         return InvalidArgumentError(f"target profile {path}: {what}")

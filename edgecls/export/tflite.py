@@ -105,17 +105,10 @@ def compute_ops(content: bytes) -> list[str]:
 def resolve_float_ops(content: bytes, names: list[str]) -> list[str]:
     if not names:
         return []
+    from edgecls.export.base import resolve_kept_float
+
     ops = compute_ops(content)
-    resolved = []
-    for name in names:
-        if name in ("first", "last"):
-            if ops:
-                resolved.append(ops[0] if name == "first" else ops[-1])
-        elif name in ops:
-            resolved.append(name)
-        else:
-            raise InvalidArgumentError(f"[tflite.int8] float_ops: no conv / fully-connected op named {name!r}")
-    return list(dict.fromkeys(resolved))
+    return resolve_kept_float(names, ops, set(ops), "[tflite.int8] float_ops", "conv / fully-connected op")
 
 
 def _percentile_ranges(samples: dict[str, list[dict]], percentile: float) -> dict[str, dict]:
