@@ -44,6 +44,16 @@ def torch_threads(count: int):
         torch.set_num_threads(previous)
 
 
+def counted_reference_model(ref: str, entry: dict, name: str):
+    """(edgecls model ``name`` holding the reference ``ref``'s filled state, the layout it loaded as),
+    after checking its parameter count against the reference entry's."""
+    import edgecls
+
+    model = edgecls.create_model(name)
+    assert sum(p.numel() for p in model.parameters()) == entry["num_params"]
+    return model, edgecls.load_weights(model, reference_state(ref))
+
+
 def reference_state(ref_name: str) -> dict:
     import torch
 

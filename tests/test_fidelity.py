@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-import edgecls
 from edgecls.profile import profile_model
-from reference import (torch_threads, mapped_references, reference_input, reference_layouts, reference_outputs,
-                       reference_outputs_f64, reference_state)
+from reference import (counted_reference_model, mapped_references, reference_input, reference_layouts, reference_outputs,
+                       reference_outputs_f64, torch_threads)
 
 PAIRS = mapped_references()
 # MobileViT v1's reference MACs miss scaled_dot_product_attention (see data/README.md).
@@ -27,9 +26,7 @@ def _one_thread():
 @pytest.mark.parametrize("ref,name", PAIRS, ids=[f"{r}->{n}" for r, n in PAIRS])
 def test_golden_logits_and_counts(ref: str, name: str) -> None:
     entry = reference_layouts()[ref]
-    model = edgecls.create_model(name)
-    assert sum(p.numel() for p in model.parameters()) == entry["num_params"]
-    layout = edgecls.load_weights(model, reference_state(ref))
+    model, layout = counted_reference_model(ref, entry, name)
     assert layout == ref.split(":")[0] or layout == "edgecls"
     x = reference_input(entry["resolution"])
     if ref in reference_outputs_f64():

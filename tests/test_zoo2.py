@@ -14,7 +14,7 @@ import edgecls
 from edgecls.errors import EdgeclsError
 from edgecls.models import get_model_info
 from edgecls.profile import profile_model
-from reference import mapped_references, reference_input, reference_state, seed_models, torch_threads
+from reference import counted_reference_model, mapped_references, reference_input, reference_state, seed_models, torch_threads
 
 SEED_PAIRS = mapped_references(seed=True)
 # torchvision's ViT runs nn.MultiheadAttention's fused CPU kernel, which FlopCounterMode does not
@@ -37,10 +37,7 @@ def test_every_required_seed_entry_is_claimed() -> None:
 @pytest.mark.parametrize("ref,name", SEED_PAIRS, ids=[f"{r}->{n}" for r, n in SEED_PAIRS])
 def test_golden_logits_float64_and_counts(ref: str, name: str) -> None:
     entry = seed_models()[ref]
-    model = edgecls.create_model(name)
-    assert sum(p.numel() for p in model.parameters()) == entry["num_params"]
-
-    layout = edgecls.load_weights(model, reference_state(ref))
+    model, layout = counted_reference_model(ref, entry, name)
     assert layout in (entry["library"], "edgecls")
     x = reference_input(entry["resolution"]).double()
     with torch.no_grad():
