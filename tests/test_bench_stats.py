@@ -36,23 +36,17 @@ def run(step_ms: float, first_ms: float | None = None, **config):
     return timings, clock
 
 
-def test_min_runs_bound_when_runs_are_fast():
-    timings, _ = run(1, warmup_runs=0, warmup_seconds=0, min_runs=50, min_seconds=0.01, max_seconds=60)
-    assert len(timings.times_ns) == 50
-    assert timings.stopped_by == "bounds"
-
-
-def test_min_seconds_bound_when_runs_are_slow():
-    # 10 ms per run: 2 s needs 200 runs although 5 would satisfy min-runs.
-    timings, _ = run(10, warmup_runs=0, warmup_seconds=0, min_runs=5, min_seconds=2, max_seconds=60)
-    assert len(timings.times_ns) == 200
-    assert all(t == 10 * MS for t in timings.times_ns)
-
-
-def test_max_seconds_stops_timing_early():
-    timings, _ = run(100, warmup_runs=0, warmup_seconds=0, min_runs=1000, min_seconds=1, max_seconds=3)
-    assert len(timings.times_ns) == 30
-    assert timings.stopped_by == "max-seconds"
+@pytest.mark.parametrize("ms,min_runs,min_seconds,max_seconds,runs,stopped_by", [
+    (1, 50, 0.01, 60, 50, "bounds"),  # min-runs bounds fast runs
+    (10, 5, 2, 60, 200, "bounds"),  # 10 ms runs: min-seconds 2 s needs 200 runs although 5 satisfy min-runs
+    (100, 1000, 1, 3, 30, "max-seconds"),  # max-seconds stops timing early
+], ids=["min-runs", "min-seconds", "max-seconds"])
+def test_timing_bounds(ms, min_runs, min_seconds, max_seconds, runs, stopped_by):
+    timings, _ = run(ms, warmup_runs=0, warmup_seconds=0, min_runs=min_runs, min_seconds=min_seconds,
+                     max_seconds=max_seconds)
+    assert len(timings.times_ns) == runs
+    assert timings.stopped_by == stopped_by
+    assert all(t == ms * MS for t in timings.times_ns)
 
 
 def test_warmup_needs_both_runs_and_seconds():
