@@ -48,6 +48,16 @@ def load_results(paths: list[Path]) -> list[dict]:
     return loaded
 
 
+def precision_text(record: dict) -> str:
+    """The artifact's precision, and what it ran in when the runtime computed in another one (a
+    bf16 IR timed on a CPU without bf16: 'bf16 (ran fp32)')."""
+    precision = record.get("precision") or "?"
+    executed = record.get("execution_precision")
+    if precision == "bf16" and executed and executed != precision:
+        return f"{precision} (ran {executed})"
+    return precision
+
+
 def _parity_text(record: dict) -> str:
     parity = record.get("parity")
     passed = parity_passed(record)
@@ -115,7 +125,7 @@ def flatten(results: list[dict]) -> list[dict]:
                 "device": device_name,
                 "runtime": record.get("runtime"),
                 "format": record.get("format"),
-                "precision": record.get("precision") or "?",
+                "precision": precision_text(record),
                 "threads": record.get("threads"),
                 "batch": record.get("batch", 1),
                 "p50_ms": latency.get("p50_ms"),
