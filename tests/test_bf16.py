@@ -114,6 +114,12 @@ def test_fp32_ir_runs_f32_and_bf16_ir_runs_bf16(exported):
         pytest.skip("this CPU has no avx512_bf16 / amx_bf16 / bf16: the artifact is recorded unverified, as checked")
     assert bf16["status"] == "passed", bf16.get("error")
     assert bf16["execution_precision"] == "bf16" and recorded["execution_precision"] == "bf16"
+    # the kernels, not just the hint: OpenVINO's compiled graph says which precision each layer runs in
+    from edgecls.runtime.openvino import OpenVinoRunner
+
+    assert set(OpenVinoRunner(out / entries["fp32"]["file"]).compute_precisions()) == {"fp32"}
+    layers = OpenVinoRunner(out / bf16["file"]).compute_precisions()
+    assert layers.get("bf16", 0) >= 0.9 * sum(layers.values()), layers
     assert bf16["parity_rule"] == {"precision": "bf16", "min_mean_cosine": 0.999, "min_agreement": 0.95}
     # the bf16 IR is the fp32 IR: fp32 weights, the execution precision in rt_info
     assert "execution_precision" in (out / bf16["file"]).read_text()

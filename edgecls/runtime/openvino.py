@@ -96,11 +96,28 @@ class OpenVinoRunner(Runner):
         # What the plugin will really compute in: a bf16 hint on a CPU without bf16 falls back to f32.
         executed = self.compiled.get_property(hints.inference_precision).get_type_name()
         self.execution_precision = _EDGECLS_NAMES.get(executed, executed)
+        if self.execution_precision == "bf16" and not self.compute_precisions().get("bf16"):
+            self.execution_precision = "fp32"  # the hint took, but no convolution or matmul runs in bf16
 
         port = model.input(0)
         shape = tuple(d.get_length() if d.is_static else None for d in port.get_partial_shape())
         dtype = _NUMPY_DTYPES.get(port.get_element_type().get_type_name(), "float32")
         self._spec = InputSpec(port.get_any_name() or "input", shape, dtype, self._layout_of(port, shape))
+
+    def compute_precisions(self) -> dict[str, int]:
+        """How many convolution / fully-connected / matmul layers of the compiled graph run in each
+        precision (edgecls's names), from the runtime model's ``runtimePrecision``. The hint read
+        back says what was asked for; this is what the kernels do (a random-weight MobileNetV2's
+        logits are its classifier bias, so bf16 would be invisible in them)."""
+        counts: dict[str, int] = {}
+        for op in self.compiled.get_runtime_model().get_ordered_ops():
+            info = op.get_rt_info()
+            if "layerType" not in info or "runtimePrecision" not in info:
+                continue
+            if info["layerType"].astype(str) in ("Convolution", "FullyConnected", "MatMul", "Deconvolution"):
+                name = info["runtimePrecision"].astype(str)
+                counts[_EDGECLS_NAMES.get(name, name)] = counts.get(_EDGECLS_NAMES.get(name, name), 0) + 1
+        return counts
 
     def _layout_of(self, port: Any, shape: tuple[int | None, ...]) -> str:
         # Most trusted first: the layout the exporter attached to the input, then its metadata,
