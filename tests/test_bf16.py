@@ -163,6 +163,31 @@ def test_bench_times_the_bf16_artifact_as_bf16(exported):
     assert precision_text({**record, "execution_precision": "fp32"}) == "bf16 (ran fp32)"
 
 
+def test_without_bf16_arithmetic_the_artifact_is_unverified_not_passed(tmp_path, monkeypatch, model, views, reference):
+    """The converter side in this process, with the CPU's bf16 flags hidden: the bf16 IR is
+    written and recorded unverified with the reason, never passed on figures it did not earn."""
+    import edgecls.runtime.base as base
+    from edgecls.export.child import export_format
+    from edgecls.formats import get_format
+
+    monkeypatch.setattr(base, "cpu_bf16_flags", lambda cpuinfo=None: [])
+    workdir, staging = tmp_path / "work", tmp_path / "work" / "staging"
+    staging.mkdir(parents=True)
+    torch.save(model.state_dict(), workdir / "model.pt")
+    for name, array in (("parity", views), ("reference", reference), ("calibration", views[:4])):
+        np.save(workdir / f"{name}.npy", array)
+    job = {"format": "openvino", "module": get_format("openvino").converter, "side_suffixes": [".bin"], "model": MODEL,
+           "num_classes": 1000, "head_hidden": None, "state_dict": str(workdir / "model.pt"), "resolution": RESOLUTION,
+           "batch": 1, "dynamic_batch": False, "nhwc": False, "opset": 18, "input_type": "float32", "runs_here": True,
+           "options": {}, "precisions": ["fp32", "bf16"], "names": {"fp32": "m_fp32.xml", "bf16": "m_bf16.xml"},
+           "workdir": str(workdir), "staging": str(staging), "progress": str(tmp_path / "progress.json"),
+           "budget": None, "out": str(tmp_path)}
+    results = export_format(job)
+    assert results["fp32"]["status"] == "converted" and results["fp32"]["execution_precision"] == "fp32"
+    assert results["bf16"]["status"] == "unverified" and "no bf16 arithmetic" in results["bf16"]["reason"]
+    assert (staging / "m_bf16.xml").is_file()  # converted and kept, only not verified
+
+
 def test_bf16_with_a_format_without_it_is_one_line_exit_2(tmp_path):
     result = run_cli("export", MODEL, "--formats", "onnx,tflite", "--bf16", "--out", str(tmp_path / "out"))
     assert result.returncode == 2, result.stdout + result.stderr
