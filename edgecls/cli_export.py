@@ -84,7 +84,9 @@ def results_table(artifacts: list[dict], title: str = "export"):
             + ("\n[yellow]benchmark only[/yellow]" if entry.get("benchmark_only") else ""),
             _fmt(size / 1e6 if size else None, ".2f"),
             _fmt(parity.get("max_rel_diff"), ".1e"),
-            _fmt(parity.get("min_cosine"), ".5f"),
+            # the worst view's cosine, or the mean where the rule judges the mean (bf16)
+            (_fmt(parity.get("mean_cosine"), ".5f") + " mean") if "min_mean_cosine" in (entry.get("parity_rule") or {})
+            and parity.get("mean_cosine") is not None else _fmt(parity.get("min_cosine"), ".5f"),
             agreement_text(parity),
             _fmt((entry.get("seconds") or {}).get("total"), ".0f"),
             entry.get("file") if passed
