@@ -31,6 +31,8 @@ def _print_results(results: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from edgecls.report.rows import precision_text
+
     console = Console()
     if not console.is_terminal:  # piped to a file: no terminal width to respect, so do not truncate
         console = Console(width=160)
@@ -44,7 +46,7 @@ def _print_results(results: dict) -> None:
         cost.add_column(column, justify="left" if column in ("target", "runtime", "prec") else "right")
     for r in results["results"]:
         lat = r["latency"]
-        head = (_short_target(r), r["runtime"], r["precision"] or "?", str(r["threads"] or "default"), str(r["batch"]))
+        head = (_short_target(r), r["runtime"], precision_text(r), str(r["threads"] or "default"), str(r["batch"]))
         latency.add_row(*head, _num(lat["p50_ms"]), _num(lat["p90_ms"]), _num(lat["p99_ms"]),
                         f"{lat['mean_ms']:.2f}±{lat['std_ms']:.2f}", _num(lat["min_ms"]), _num(lat["max_ms"]),
                         _num(lat["throughput_ips"], 1), str(lat["runs"]))

@@ -74,16 +74,23 @@ def results_table(artifacts: list[dict], title: str = "export"):
         size = entry.get("size_bytes")
         if size:  # an artifact's size includes its side files (OpenVINO keeps the weights in the .bin)
             size += sum(side["size_bytes"] for side in entry.get("side_files") or [])
+        executed = entry.get("execution_precision")
         table.add_row(
-            entry["format"], entry["precision"],
+            entry["format"],
+            # a float artifact the runtime computed in another precision (bf16 falling back to fp32) says so
+            entry["precision"] + (f"\n[yellow]ran {executed}[/yellow]" if executed and executed != entry["precision"]
+                                  and entry["precision"] in ("fp32", "bf16") else ""),
             ("[green]passed[/green]" if passed else "[yellow]unverified[/yellow]" if unverified else "[red]failed[/red]")
             + ("\n[yellow]benchmark only[/yellow]" if entry.get("benchmark_only") else ""),
             _fmt(size / 1e6 if size else None, ".2f"),
             _fmt(parity.get("max_rel_diff"), ".1e"),
-            _fmt(parity.get("min_cosine"), ".5f"),
+            # the worst view's cosine, or the mean where the rule judges the mean (bf16)
+            (_fmt(parity.get("mean_cosine"), ".5f") + " mean") if "min_mean_cosine" in (entry.get("parity_rule") or {})
+            and parity.get("mean_cosine") is not None else _fmt(parity.get("min_cosine"), ".5f"),
             agreement_text(parity),
             _fmt((entry.get("seconds") or {}).get("total"), ".0f"),
-            entry.get("file") if passed else f"{entry.get('file')} [yellow]({entry['status']})[/yellow]" if unverified
+            entry.get("file") if passed
+            else f"{entry.get('file')} [yellow]({entry['status']}: {entry.get('unverified_reason')})[/yellow]" if unverified
             else f"[red]{entry.get('error') or 'failed'}[/red]",
         )
     return table
@@ -108,6 +115,8 @@ def export(
     formats: Optional[str] = typer.Option(None, "--formats", help="Comma-separated: onnx,openvino,tflite,executorch,ncnn,coreml (default: all)."),
     int8: bool = typer.Option(False, "--int8", help="Also build int8 artifacts (static quantization)."),
     fp16: bool = typer.Option(False, "--fp16", help="Also build fp16 artifacts."),
+    bf16: bool = typer.Option(False, "--bf16", help="Also build bf16 artifacts (OpenVINO: fp32 IR run with bf16 "
+                                                     "arithmetic; verified only on CPUs with AVX512_BF16 / AMX)."),
     calib: str = typer.Option("builtin", "--calib", help="Folder of calibration images, or 'builtin'."),
     calib_size: int = typer.Option(100, "--calib-size", help="Number of calibration images."),
     resolution: Optional[int] = typer.Option(None, "--resolution", help="Input side (default: the model's)."),
@@ -133,7 +142,7 @@ def export(
     from edgecls.models import resolve_name
 
     console = _console()
-    extra = [p for p, wanted in (("fp16", fp16), ("int8", int8)) if wanted]
+    extra = [p for p, wanted in (("fp16", fp16), ("bf16", bf16), ("int8", int8)) if wanted]
     config = ExportConfig(
         model=name, weights=weights, pretrained=pretrained, random_weights=random_weights, formats=formats, extra_precisions=extra, calib=calib,
         calib_size=calib_size, resolution=resolution, batch=batch, dynamic_batch=dynamic_batch, nhwc=nhwc,

@@ -15,7 +15,13 @@ from pathlib import Path
 
 from edgecls.errors import EdgeclsError, InvalidArgumentError
 
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+# What a format offers unless its row says otherwise. bf16 is an execution precision (bf16
+# arithmetic on CPUs with AVX512_BF16 / AMX / Armv8.6 BF16), not a storage one: only a runtime that
+# can be told to compute in it offers it (OpenVINO: INFERENCE_PRECISION_HINT=bf16 on the fp32 IR).
+STORED_PRECISIONS = ("fp32", "fp16", "int8")
+# /proc/cpuinfo flags (x86 "flags", Arm "Features") of a CPU with bf16 arithmetic
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
 
 
 @dataclass(frozen=True)
@@ -30,7 +36,7 @@ class Format:
     side_suffixes: tuple[str, ...] = ()
     # Distributions whose versions shape the artifact: recorded in every manifest entry.
     tools: tuple[str, ...] = ()
-    precisions: tuple[str, ...] = PRECISIONS
+    precisions: tuple[str, ...] = STORED_PRECISIONS
     converter_extra: str = "export"
     folder: bool = False  # the artifact is a directory (Core ML's .mlpackage), hashed file by file
     # sys.platform values whose runtime can run the artifact; elsewhere it is converted but not
@@ -63,7 +69,7 @@ FORMATS: dict[str, Format] = {
         Format("onnx", ".onnx", "onnxruntime", "runtime", "edgecls.export.onnx",
                tools=("torch", "onnx", "onnxscript", "onnxslim", "onnxruntime")),
         Format("openvino", ".xml", "openvino", "runtime", "edgecls.export.openvino", side_suffixes=(".bin",),
-               tools=("torch", "openvino", "nncf")),
+               tools=("torch", "openvino", "nncf"), precisions=PRECISIONS),
         Format("tflite", ".tflite", "litert", "runtime", "edgecls.export.tflite",
                tools=("torch", "litert-torch", "ai-edge-litert", "ai-edge-quantizer")),
         # No fp16: XNNPACK's fp16 needs native fp16 arithmetic (ARMv8.2+). The sidecar x.pte.json
@@ -137,5 +143,5 @@ def artifact_bytes(path: str | Path) -> int:
     return sum(size_of(p) for p in format_of(path).files(Path(path)) if p.exists())
 
 
-__all__ = ["FORMATS", "PRECISIONS", "TORCH", "Format", "artifact_bytes", "artifact_suffixes", "check_format",
+__all__ = ["BF16_CPU_FLAGS", "FORMATS", "PRECISIONS", "STORED_PRECISIONS", "TORCH", "Format", "artifact_bytes", "artifact_suffixes", "check_format",
            "check_precision", "export_formats", "format_of", "get_format", "is_artifact_path"]

@@ -28,9 +28,11 @@ LOCK_NAME = ".manifest.lock"
 SCHEMA_VERSION = 2  # 1: the untyped manifests of edgecls <= 0.x (no schema key); read the same way
 PASSED = "passed"
 FAILED = "failed"
-# An artifact written and kept whose runtime cannot run on this OS (Core ML off macOS): no parity
-# was measured, so bench and reports never count it as passed.
-UNVERIFIED = "converted, not verified: needs macOS"
+# An artifact written and kept that could not be verified here (Core ML off macOS, bf16 on a CPU
+# without bf16 arithmetic; ``unverified_reason`` says which): no parity was measured, so bench and
+# reports never count it as passed. Manifests before bf16 wrote the Core ML wording, read as the same.
+UNVERIFIED = "converted, not verified"
+_OLD_UNVERIFIED = ("converted, not verified: needs macOS",)
 
 
 class ArtifactMismatchError(EdgeclsError):
@@ -73,6 +75,9 @@ class ManifestEntry:
     benchmark_only: bool = False  # random weights: the latency is real, the decisions are not
     accuracy_budget: dict | None = None  # int8 tuned to a budget: layers kept float, metric, latency cost
     runtime: str | None = None
+    # the precision the runtime reported computing in after loading the artifact (OpenVINO's
+    # INFERENCE_PRECISION_HINT read back: fp32 for its fp32/fp16/int8 IRs, bf16 for bf16); None: not reported
+    execution_precision: str | None = None
     tools: dict = field(default_factory=dict)
     target: str | None = None
     settings: dict | None = None
@@ -112,6 +117,8 @@ class ManifestEntry:
         values.setdefault("format", "")
         values.setdefault("precision", "")
         values.setdefault("status", "failed")
+        if values["status"] in _OLD_UNVERIFIED:
+            values["status"] = UNVERIFIED
         extra = {k: v for k, v in data.items() if k not in known and k != "side_files"}
         return cls(**values, extra=extra)
 

@@ -7,7 +7,8 @@ Three figures per artifact, all on held-out inputs against the PyTorch logits:
 - ``top1_agreement``: the share of inputs whose arg-max class is the same.
 
 Which figure decides depends on the precision: fp32 must be numerically the same graph, fp16
-must keep the direction of the logits, int8 must keep the decisions.
+must keep the direction of the logits, int8 must keep the decisions, bf16 (an 8-bit mantissa in
+every multiply, fp32 accumulation) must keep the direction on average and, with real weights, the decisions.
 """
 
 from __future__ import annotations
@@ -21,6 +22,13 @@ import numpy as np
 FP32_MAX_REL_DIFF = 1e-4
 FP16_MIN_COSINE = 0.999
 DEFAULT_MIN_AGREEMENT = 0.95
+# bf16 is judged by the mean cosine over the parity views, not the worst one: measured on
+# pretrained tf_efficientnet_lite0 (OpenVINO 2026.4, Zen 4 AVX512_BF16, 64 built-in views) the
+# worst view scores 0.9983 at 224 px and 0.9985 at 128 px with a mean of 0.9995, for a graph that
+# computes every convolution in bf16 as the CPU plugin does by default. The mean still fails a graph
+# whose bf16 path is broken; top-1 agreement keeps the decisions (the same gate as int8).
+BF16_MIN_MEAN_COSINE = 0.999
+BF16_MIN_AGREEMENT = DEFAULT_MIN_AGREEMENT
 # With random weights top-1 is decided by noise-level margins (randomly initialised nets give
 # nearly constant logits: ONNX int8 of mobilenetv2_100 kept cosine 0.99999 with 0 % top-1
 # agreement), so agreement says nothing there; int8 must still keep the logit vector's direction.
@@ -87,6 +95,7 @@ class ParityRule:
     precision: str
     max_rel_diff: float | None = None
     min_cosine: float | None = None
+    min_mean_cosine: float | None = None
     min_agreement: float | None = None
 
     def check(self, figures: ParityFigures) -> str | None:
@@ -95,6 +104,8 @@ class ParityRule:
             return f"max relative diff {figures.max_rel_diff:.2e} > {self.max_rel_diff:.0e}"
         if self.min_cosine is not None and not figures.min_cosine >= self.min_cosine:
             return f"cosine {figures.min_cosine:.5f} < {self.min_cosine}"
+        if self.min_mean_cosine is not None and not figures.mean_cosine >= self.min_mean_cosine:
+            return f"mean cosine {figures.mean_cosine:.5f} < {self.min_mean_cosine}"
         if self.min_agreement is not None and not figures.top1_agreement >= self.min_agreement:
             return f"top-1 agreement {figures.top1_agreement:.1%} < {self.min_agreement:.0%}"
         return None
@@ -109,6 +120,9 @@ def rule_for(precision: str, real_weights: bool, min_agreement: float | None = N
         return ParityRule(precision, max_rel_diff=FP32_MAX_REL_DIFF)
     if precision == "fp16":
         return ParityRule(precision, min_cosine=FP16_MIN_COSINE)
+    if precision == "bf16":
+        return ParityRule(precision, min_mean_cosine=BF16_MIN_MEAN_COSINE,
+                          min_agreement=BF16_MIN_AGREEMENT if real_weights else None)
     if precision == "int8":
         if real_weights:
             agreement = DEFAULT_MIN_AGREEMENT if min_agreement is None else min_agreement
@@ -144,5 +158,5 @@ def save_parity_data(folder: Path, model: str, resolution: int, inputs, referenc
     return {**names, "sha256": digests}
 
 
-__all__ = ["DEFAULT_MIN_AGREEMENT", "FP16_MIN_COSINE", "FP32_MAX_REL_DIFF", "INT8_RANDOM_MIN_COSINE",
+__all__ = ["BF16_MIN_AGREEMENT", "BF16_MIN_MEAN_COSINE", "DEFAULT_MIN_AGREEMENT", "FP16_MIN_COSINE", "FP32_MAX_REL_DIFF", "INT8_RANDOM_MIN_COSINE",
            "ParityFigures", "ParityRule", "compare", "rule_for", "save_parity_data", "wilson_interval"]

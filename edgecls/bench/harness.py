@@ -117,6 +117,9 @@ def benchmark_target(
         "format": target.format,
         "runtime": target.runtime,
         "precision": target.precision,
+        # what the runtime computed in (OpenVINO reads its inference precision back): a bf16 IR timed
+        # on a CPU without bf16 says fp32 here
+        "execution_precision": measured.get("execution_precision"),
         "file": target.path,
         "file_bytes": artifact_bytes(Path(target.path)) if target.path else None,
         "threads": threads,

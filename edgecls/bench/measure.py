@@ -99,6 +99,7 @@ def child_measure(spec: dict) -> dict:
     peak = peak_rss_self()  # before counting MACs, which may load the graph again
     return {
         "runtime_version": runner.version(),
+        "execution_precision": runner.execution_precision,
         "input": {"name": input_spec.name, "shape": list(shape), "dtype": input_spec.dtype,
                   "layout": input_spec.layout},
         "output_shape": list(np.shape(logits)),

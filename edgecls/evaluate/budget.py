@@ -172,7 +172,7 @@ def plot_pareto(rows: list[dict], path: Path) -> bool:
     import matplotlib.pyplot as plt
 
     colors = {"onnxruntime": "tab:blue", "openvino": "tab:purple", "litert": "tab:orange", "torch": "tab:gray"}
-    markers = {"fp32": "o", "fp16": "s", "int8": "^"}
+    markers = {"fp32": "o", "fp16": "s", "bf16": "D", "int8": "^"}
     threads = sorted({r["threads"] for r in points}, key=lambda t: t or 0)
     fig, axes = plt.subplots(1, len(threads), figsize=(6 * len(threads), 4.8), squeeze=False)
     for ax, n in zip(axes[0], threads):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgecls.formats import PRECISIONS, get_format
+from edgecls.formats import STORED_PRECISIONS, get_format
 
 # Model families whose blocks mix convolutions with attention (matmul / softmax / layer norm):
 # their int8 recipes leave the normalisation and softmax-side arithmetic in float.
@@ -52,14 +52,14 @@ class _FormatSuffix:
 
 
 class _FormatPrecisions:
-    """``Exporter.precisions``: the ``precisions`` column of the format's row (all of them for a
-    format the table does not know, e.g. a test's stand-in)."""
+    """``Exporter.precisions``: the ``precisions`` column of the format's row (the stored precisions
+    for a format the table does not know, e.g. a test's stand-in)."""
 
     def __get__(self, obj: Any, owner: type) -> tuple[str, ...]:
         from edgecls.formats import FORMATS
 
         row = FORMATS.get(getattr(owner, "format", ""))
-        return row.precisions if row else PRECISIONS
+        return row.precisions if row else STORED_PRECISIONS
 
 
 class Exporter(ABC):

@@ -49,6 +49,7 @@ def export_format(job: dict) -> dict:
     from edgecls.parity import compare
     from edgecls.export.registry import exporter_class
     from edgecls.models import create_model
+    from edgecls.runtime.base import cpu_bf16_flags, execution_problem
     from edgecls.runtime.run import run_artifact
 
     workdir = Path(job["workdir"])
@@ -104,7 +105,12 @@ def export_format(job: dict) -> dict:
             entry["parity"] = compare(reference, outputs).as_dict()
             entry["parity_seconds"] = round(time.monotonic() - parity_started, 2)
             entry.update(status="converted", input=described["input"],
+                         execution_precision=described.get("execution_precision"),
                          runtime=f"{described['runtime']} {described['runtime_version']}".strip())
+            # bf16 is asked of the runtime, not stored: figures from an f32 fallback would be a fake pass.
+            problem = execution_problem(precision, described.get("execution_precision"), cpu_bf16_flags())
+            if problem:
+                entry.update(status="unverified", reason=problem)
         except Exception as exc:  # noqa: BLE001 - one artifact's failure is data, not the end of the run
             traceback.print_exc()
             entry.update(status="error", error=one_line(exc))

@@ -1,4 +1,9 @@
-"""OpenVINO IR (.xml + .bin): fp32, fp16 (compressed weights) and int8 (NNCF post-training quantization).
+"""OpenVINO IR (.xml + .bin): fp32, fp16 (compressed weights), bf16 and int8 (NNCF post-training quantization).
+
+bf16 is an execution precision: its IR is the fp32 IR (fp32 weights) whose rt_info says
+``execution_precision=bf16``; edgecls's runner compiles it with ``INFERENCE_PRECISION_HINT=bf16``
+(and every other IR with f32), reads back the precision the CPU plugin chose, and the export marks
+the artifact unverified when that is not bf16 (a CPU without AVX512_BF16 / AMX runs it in f32).
 
 Conversion goes straight from the PyTorch module with OpenVINO's PyTorch frontend, not from the
 fp32 ONNX of the ONNX format: that keeps this format independent of another exporter's file, its
@@ -284,6 +289,11 @@ def _to_channels_last(ov: Any, ov_model: Any) -> Any:
     return ppp.build()
 
 
+# Artifact precision -> the inference precision its IR is compiled with; the rest run f32 (an fp16
+# IR decompresses its weights at load, an int8 IR runs its int8 kernels and f32 elsewhere).
+EXECUTION_PRECISIONS = {"bf16": "bf16"}
+
+
 def _write_metadata(ov_model: Any, request: ExportRequest, precision: str, converter: str) -> None:
     import edgecls
 
@@ -298,6 +308,8 @@ def _write_metadata(ov_model: Any, request: ExportRequest, precision: str, conve
         "interpolation": info.interpolation,
         "layout": "NHWC" if request.nhwc else "NCHW",
         "precision": precision,
+        # what edgecls.runtime.openvino passes as INFERENCE_PRECISION_HINT (OpenVINO's type name)
+        "execution_precision": EXECUTION_PRECISIONS.get(precision, "f32"),
         "input_type": request.input_type,
         "num_classes": ov_model.output(0).get_partial_shape()[-1].get_length(),
         "converter": converter,
@@ -345,8 +357,8 @@ class OpenVinoExporter(Exporter):
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         # save_model compresses weights to fp16 by default; only the fp16 artifact asks for it, so
-        # fp32 stays exact and int8 differs from fp32 by quantization alone (NNCF already stores
-        # the quantized weights as int8 constants).
+        # fp32 (and bf16, rounded by the CPU plugin at compile time) stays exact and int8 differs
+        # from fp32 by quantization alone (NNCF already stores the quantized weights as int8 constants).
         ov.save_model(ov_model, str(dest), compress_to_fp16=(precision == "fp16"))
 
 

@@ -447,7 +447,8 @@ class _EntryContext:
             benchmark_only=weights == "random",
             # layers kept float, the tuning metric and the latency cost (edgecls.export.accuracy)
             accuracy_budget=result.get("accuracy_budget") if precision == "int8" else None,
-            runtime=result.get("runtime"), tools=tool_versions(fmt), target=profile.name,
+            runtime=result.get("runtime"), execution_precision=result.get("execution_precision"),
+            tools=tool_versions(fmt), target=profile.name,
             settings=profile.options.get(fmt, {}).get(precision),
             seconds={"export": result.get("export_seconds"), "parity": result.get("parity_seconds"),
                      "total": result.get("seconds")},

@@ -29,7 +29,7 @@ class ExportConfig:
     random_weights: bool = False
     formats: Sequence[str] | None = None  # None: the target's formats (explicit --target) or all
     precisions: Sequence[str] | None = None  # None: fp32, or the target's precisions when --target is given
-    extra_precisions: Sequence[str] = ()  # added to the above (--int8, --fp16)
+    extra_precisions: Sequence[str] = ()  # added to the above (--int8, --fp16, --bf16)
     calib: str | Path = "builtin"
     calib_size: int = DEFAULT_CALIB_SIZE
     resolution: int | None = None
@@ -86,13 +86,24 @@ def resolve_plan(config: ExportConfig, profile) -> tuple[list[str], list[str]]:
     if formats is None:
         formats = list(profile.formats) if config.target else export_formats()
     formats = [check_format(f) for f in formats]
-    precisions = _split(config.precisions)
-    if precisions is None:
-        precisions = list(profile.precisions) if config.target else ["fp32"]
-    precisions += _split(list(config.extra_precisions)) or []
+    named = _split(config.precisions)
+    extra = _split(list(config.extra_precisions)) or []
+    if named is None:
+        precisions = (list(profile.precisions) if config.target else ["fp32"]) + extra
+    else:
+        precisions = named + extra
     precisions = [check_precision(p) for p in precisions]
+    asked = [check_precision(p) for p in (named or []) + extra]
     from edgecls.formats import FORMATS
 
+    # A precision asked for by name that none of the run's formats offers (--bf16 --formats onnx)
+    # would build nothing: say so. Formats without it are skipped when another one has it.
+    for precision in dict.fromkeys(asked):
+        if not any(precision in get_format(f).precisions for f in formats):
+            offering = [name for name, row in FORMATS.items() if precision in row.precisions]
+            raise InvalidArgumentError(
+                f"{precision} is not offered by {', '.join(formats)}: only by {', '.join(offering)} "
+                f"(add it to --formats or drop the {precision} request)")
     order = list(FORMATS)
     return sorted(dict.fromkeys(formats), key=order.index), [p for p in PRECISIONS if p in precisions]
 

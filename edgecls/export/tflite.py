@@ -45,7 +45,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from edgecls.errors import EdgeclsError, InvalidArgumentError, MissingDependencyError
-from edgecls.export.base import PRECISIONS, Exporter, ExportRequest
+from edgecls.export.base import Exporter, ExportRequest
 
 SIGNATURE = "serving_default"  # the one signature litert-torch writes
 COMPUTE_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL")
@@ -128,7 +128,6 @@ MIN_ACTIVATION_SPAN = 255 * 2.0**-12
 
 class TFLiteExporter(Exporter):
     format = "tflite"
-    precisions = PRECISIONS
 
     @classmethod
     def check_settings(cls, options: dict[str, Any], precisions: list[str]) -> None:

@@ -11,7 +11,7 @@ from edgecls.report.policy import int8_speedups
 
 
 _RUNTIME_COLORS = {"onnxruntime": "tab:blue", "openvino": "tab:purple", "litert": "tab:orange", "torch": "tab:gray"}
-_PRECISION_MARKERS = {"fp32": "o", "fp16": "s", "int8": "^"}
+_PRECISION_MARKERS = {"fp32": "o", "fp16": "s", "bf16": "D", "int8": "^"}
 
 
 def _plot_rows(rows: list[dict]) -> tuple[list[dict], str]:

@@ -48,6 +48,16 @@ def load_results(paths: list[Path]) -> list[dict]:
     return loaded
 
 
+def precision_text(record: dict) -> str:
+    """The artifact's precision, and what it ran in when the runtime computed in another one (a
+    bf16 IR timed on a CPU without bf16: 'bf16 (ran fp32)')."""
+    precision = record.get("precision") or "?"
+    executed = record.get("execution_precision")
+    if precision == "bf16" and executed and executed != precision:
+        return f"{precision} (ran {executed})"
+    return precision
+
+
 def _parity_text(record: dict) -> str:
     parity = record.get("parity")
     passed = parity_passed(record)
@@ -62,7 +72,9 @@ def _parity_text(record: dict) -> str:
             if isinstance(parity.get("agreement_low"), (int, float)):
                 text += f" [{parity['agreement_low'] * 100:.0f}-{parity['agreement_high'] * 100:.0f}] n={parity.get('inputs')}"
             figures.append(text)
-        if isinstance(parity.get("min_cosine"), (int, float)):
+        if record.get("precision") == "bf16" and isinstance(parity.get("mean_cosine"), (int, float)):
+            figures.append(f"mean cos {parity['mean_cosine']:.4f}")  # bf16's rule judges the mean
+        elif isinstance(parity.get("min_cosine"), (int, float)):
             figures.append(f"cos {parity['min_cosine']:.4f}")
         elif isinstance(parity.get("max_abs_diff"), (int, float)):
             figures.append(f"max |d| {parity['max_abs_diff']:.2g}")
@@ -115,7 +127,7 @@ def flatten(results: list[dict]) -> list[dict]:
                 "device": device_name,
                 "runtime": record.get("runtime"),
                 "format": record.get("format"),
-                "precision": record.get("precision") or "?",
+                "precision": precision_text(record),
                 "threads": record.get("threads"),
                 "batch": record.get("batch", 1),
                 "p50_ms": latency.get("p50_ms"),

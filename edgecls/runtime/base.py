@@ -72,6 +72,41 @@ def cast_input(x: np.ndarray, dtype: str) -> np.ndarray:
     return x.astype(dtype, copy=False)
 
 
+def cpu_bf16_flags(cpuinfo: str | None = None) -> list[str]:
+    """The flags of ``/proc/cpuinfo`` (or the ``cpuinfo`` text given) that mean bf16 arithmetic:
+    x86 ``avx512_bf16`` / ``amx_bf16``, Arm ``bf16`` in "Features". [] without them or without /proc."""
+    from edgecls.formats import BF16_CPU_FLAGS
+
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+        except OSError:
+            return []
+    found: set[str] = set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            found |= set(value.split()) & set(BF16_CPU_FLAGS)
+    return sorted(found)
+
+
+def execution_problem(precision: str, executed: str | None, bf16_flags: list[str]) -> str | None:
+    """Why an artifact of ``precision`` did not run in it (None: it did, or nothing to check).
+
+    ``executed`` is the precision the runtime reports after compiling (OpenVINO's
+    INFERENCE_PRECISION_HINT read back) in edgecls's names; None when the runtime cannot say.
+    Only an execution precision (bf16) can silently fall back: stored precisions are in the file."""
+    if precision != "bf16":
+        return None
+    if not bf16_flags:
+        return ("this CPU has no bf16 arithmetic (no avx512_bf16 / amx_bf16 / bf16 in /proc/cpuinfo); "
+                f"the runtime ran {executed or 'another precision'}, so bf16 parity was not measured")
+    if executed != "bf16":
+        return (f"the runtime ran {executed or 'an unreported precision'}, not bf16, although the CPU has "
+                f"{', '.join(bf16_flags)}; bf16 parity was not measured")
+    return None
+
+
 @dataclass
 class InputSpec:
     name: str
@@ -89,6 +124,10 @@ class Runner(ABC):
         """The key/value metadata edgecls stored in the artifact (raw strings; see
         edgecls.runtime.registry.read_metadata for the normalised form)."""
         return {}
+
+    # The precision the runtime computes in, as it reports it after loading (fp32, bf16...), for
+    # runtimes that can be asked; None when the runner cannot tell.
+    execution_precision: str | None = None
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
         self.path = Path(path)

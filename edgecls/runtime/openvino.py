@@ -11,6 +11,8 @@ from edgecls.runtime.base import cast_input, InputSpec, Runner
 from edgecls.errors import EdgeclsError, MissingDependencyError
 
 _NUMPY_DTYPES = {"f32": "float32", "f16": "float16", "u8": "uint8", "i8": "int8"}
+# OpenVINO's inference precision type names -> edgecls's precision names
+_EDGECLS_NAMES = {"f32": "fp32", "f16": "fp16", "bf16": "bf16"}
 
 
 def read_edgecls_metadata(model: Any) -> dict[str, str]:
@@ -78,10 +80,11 @@ class OpenVinoRunner(Runner):
             props.num_streams: 1,
             # The CPU plugin picks its own execution precision: bf16 on CPUs with AVX512_BF16 or
             # AMX, f16 on ARM. An fp32 IR would then silently run in 16-bit, and both its parity
-            # and its timing would describe a different model than the one exported. Forcing f32
-            # makes the artifact's stored precision the only thing that varies (an fp16 IR is
-            # fp16-compressed weights, decompressed at load; an int8 IR runs its int8 kernels).
-            hints.inference_precision: ov.Type.f32,
+            # and its timing would describe a different model than the one exported. So the IR
+            # says what it runs in (rt_info execution_precision: bf16 for a bf16 artifact, f32
+            # for the rest, f32 for IRs from other tools): an fp16 IR is fp16-compressed
+            # weights, decompressed at load; an int8 IR runs its int8 kernels.
+            hints.inference_precision: ov.Type.bf16 if self.metadata.get("execution_precision") == "bf16" else ov.Type.f32,
         }
         if threads:
             config[props.inference_num_threads] = int(threads)
@@ -90,11 +93,31 @@ class OpenVinoRunner(Runner):
         except Exception as exc:
             raise _load_error(self.path, exc, "compile for CPU") from None
         self.request = self.compiled.create_infer_request()
+        # What the plugin will really compute in: a bf16 hint on a CPU without bf16 falls back to f32.
+        executed = self.compiled.get_property(hints.inference_precision).get_type_name()
+        self.execution_precision = _EDGECLS_NAMES.get(executed, executed)
+        if self.execution_precision == "bf16" and not self.compute_precisions().get("bf16"):
+            self.execution_precision = "fp32"  # the hint took, but no convolution or matmul runs in bf16
 
         port = model.input(0)
         shape = tuple(d.get_length() if d.is_static else None for d in port.get_partial_shape())
         dtype = _NUMPY_DTYPES.get(port.get_element_type().get_type_name(), "float32")
         self._spec = InputSpec(port.get_any_name() or "input", shape, dtype, self._layout_of(port, shape))
+
+    def compute_precisions(self) -> dict[str, int]:
+        """How many convolution / fully-connected / matmul layers of the compiled graph run in each
+        precision (edgecls's names), from the runtime model's ``runtimePrecision``. The hint read
+        back says what was asked for; this is what the kernels do (a random-weight MobileNetV2's
+        logits are its classifier bias, so bf16 would be invisible in them)."""
+        counts: dict[str, int] = {}
+        for op in self.compiled.get_runtime_model().get_ordered_ops():
+            info = op.get_rt_info()
+            if "layerType" not in info or "runtimePrecision" not in info:
+                continue
+            if info["layerType"].astype(str) in ("Convolution", "FullyConnected", "MatMul", "Deconvolution"):
+                name = info["runtimePrecision"].astype(str)
+                counts[_EDGECLS_NAMES.get(name, name)] = counts.get(_EDGECLS_NAMES.get(name, name), 0) + 1
+        return counts
 
     def _layout_of(self, port: Any, shape: tuple[int | None, ...]) -> str:
         # Most trusted first: the layout the exporter attached to the input, then its metadata,

@@ -30,6 +30,7 @@ def run_batches(runner, inputs: np.ndarray, batch: int | None = None) -> np.ndar
 def describe_runner(runner) -> dict:
     spec = runner.input_spec
     return {"runtime": runner.runtime, "runtime_version": runner.version(),
+            "execution_precision": runner.execution_precision,
             "input": {"name": spec.name, "shape": list(spec.shape), "dtype": spec.dtype, "layout": spec.layout}}
 
 
