@@ -392,7 +392,6 @@ def info_artifact(path: Path, as_json: bool = False, verify: bool = True) -> Non
 UINT8_AS_FLOAT = {
     "ncnn": "ncnn::Mat holds float; an app fills it with Mat::from_pixels from the bytes",
     "coreml": "a Core ML MLMultiArray input is float32/float16/int32 only; an app passes a float array of the bytes",
-    "tflite": "litert-torch's uint8 tracing is not verified yet; an app casts the bytes to float32",
 }
 
 
