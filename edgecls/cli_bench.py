@@ -362,7 +362,7 @@ def info_artifact(path: Path, as_json: bool = False, verify: bool = True) -> Non
     console.print(f"[bold]{path.name}[/bold]: {data['format']} for {runtime}")
     if runtime_note:  # escaped: rich would read "[executorch]" in the install hint as markup
         console.print(f"  runtime     not runnable here ({escape(runtime_note)}); input spec from the artifact's metadata")
-    console.print(f"  size        {data['bytes']:,} bytes ({data['bytes'] / 2**20:.2f} MB, side files included)")
+    console.print(f"  size        {data['bytes']:,} bytes ({data['bytes'] / 2**20:.2f} MB, the model's files: weights included, metadata sidecar not)")
     console.print(f"  model       {data['model'] or 'unknown (no manifest or metadata names it)'}")
     console.print(f"  precision   {data['precision'] or 'unknown'}")
     console.print(f"  input       {spec['name']} {tuple(spec['shape'])} {spec['dtype']} {spec['layout']}")

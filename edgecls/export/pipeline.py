@@ -447,7 +447,10 @@ def _publish(entry: ManifestEntry, result: dict, workdir: Path, out: Path, unrec
             unrecorded.append(entry)
         return
     records = [FileRecord(n, sha256_of(staging / n), size_of(staging / n)) for n in files]
-    entry.sha256, entry.size_bytes, entry.side_files = records[0].sha256, records[0].size_bytes, records[1:]
+    # The artifact's size is that of the model's files (NCNN's .param + .bin), the format table's say.
+    model_files = {p.name for p in fmt.model_files(Path(name))}
+    entry.sha256, entry.side_files = records[0].sha256, records[1:]
+    entry.size_bytes = sum(r.size_bytes for r in records if r.file in model_files)
     journal = workdir / JOURNAL
     try:
         atomic_write_bytes(journal, json.dumps({"file": name, "sha256": entry.sha256, "files": files}).encode())
