@@ -333,6 +333,7 @@ def _run_format(plan: ExportPlan, fmt: str, workdir: Path, control: Path, budget
         "state_dict": str(workdir / "model.pt"), "resolution": plan.resolution,
         "batch": config.batch, "dynamic_batch": config.dynamic_batch, "nhwc": config.nhwc, "opset": config.opset,
         "input_type": config.input_type, "runs_here": get_format(fmt).runs_here(),
+        "classes": _model_classes(plan),  # embedded in every artifact as its labels
         "options": plan.profile.options, "precisions": precisions,
         "names": {p: plan.file_name(fmt, p) for p in precisions},
         "workdir": str(workdir), "staging": str(workdir / "staging"), "progress": str(progress),
