@@ -337,6 +337,7 @@ def info_artifact(path: Path, as_json: bool = False, verify: bool = True) -> Non
         "precision": target.precision or meta.get("precision"),
         "input": spec,
         "input_type": meta.get("input_type", "float32"),
+        "input_kind": meta.get("input_kind", "tensor"),  # "image": Core ML's ImageType input
         "num_classes": meta.get("num_classes") or (len(labels) or None),
         "labels": labels[:5],
         "preprocessing": {k: meta[k] for k in ("resolution", "mean", "std", "crop_pct", "interpolation", "layout")
@@ -364,12 +365,14 @@ def info_artifact(path: Path, as_json: bool = False, verify: bool = True) -> Non
     console.print(f"[bold]{path.name}[/bold]: {data['format']} for {runtime}")
     if runtime_note:  # escaped: rich would read "[executorch]" in the install hint as markup
         console.print(f"  runtime     not runnable here ({escape(runtime_note)}); input spec from the artifact's metadata")
-    console.print(f"  size        {data['bytes']:,} bytes ({data['bytes'] / 2**20:.2f} MB, side files included)")
+    console.print(f"  size        {data['bytes']:,} bytes ({data['bytes'] / 2**20:.2f} MB: the model's files, weights included)")
     console.print(f"  model       {data['model'] or 'unknown (no manifest or metadata names it)'}")
     console.print(f"  precision   {data['precision'] or 'unknown'}")
     console.print(f"  input       {spec['name']} {tuple(spec['shape'])} {spec['dtype']} {spec['layout']}")
     if data["input_type"] == "uint8":
-        note = ("uint8 tensor, normalisation in the graph" if spec["dtype"] == "uint8" else
+        note = ("RGB image input (Core ML ImageType: the app passes a CVPixelBuffer), normalisation in the graph"
+                if data["input_kind"] == "image" else
+                "uint8 tensor, normalisation in the graph" if spec["dtype"] == "uint8" else
                 f"RGB byte values 0-255 held as {spec['dtype']}: {UINT8_AS_FLOAT.get(data['format'], 'no uint8 input')}")
         console.print(f"  input type  uint8 ({note})")
     pre = data["preprocessing"]
@@ -393,8 +396,6 @@ def info_artifact(path: Path, as_json: bool = False, verify: bool = True) -> Non
 # Why a --input-type uint8 artifact of these formats still has a float input tensor.
 UINT8_AS_FLOAT = {
     "ncnn": "ncnn::Mat holds float; an app fills it with Mat::from_pixels from the bytes",
-    "coreml": "a Core ML MLMultiArray input is float32/float16/int32 only; an app passes a float array of the bytes",
-    "tflite": "litert-torch's uint8 tracing is not verified yet; an app casts the bytes to float32",
 }
 
 

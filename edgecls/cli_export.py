@@ -71,9 +71,7 @@ def results_table(artifacts: list[dict], title: str = "export"):
         parity = entry.get("parity") or {}
         passed = entry["status"] == "passed"
         unverified = entry["status"] == UNVERIFIED
-        size = entry.get("size_bytes")
-        if size:  # an artifact's size includes its side files (OpenVINO keeps the weights in the .bin)
-            size += sum(side["size_bytes"] for side in entry.get("side_files") or [])
+        size = entry.get("size_bytes")  # the model's files: OpenVINO's .xml + .bin, NCNN's .param + .bin
         executed = entry.get("execution_precision")
         table.add_row(
             entry["format"],

@@ -34,6 +34,9 @@ class Format:
     # Files that belong to the artifact, as suffixes replacing the last part of its suffix:
     # OpenVINO's x.xml -> x.bin, NCNN's x.ncnn.param -> x.ncnn.bin and x.ncnn.param.json.
     side_suffixes: tuple[str, ...] = ()
+    # Those of side_suffixes that hold metadata (ExecuTorch's and NCNN's x.<suffix>.json sidecar),
+    # not the model: they travel with the artifact but are not counted in its size.
+    metadata_suffixes: tuple[str, ...] = ()
     # Distributions whose versions shape the artifact: recorded in every manifest entry.
     tools: tuple[str, ...] = ()
     precisions: tuple[str, ...] = STORED_PRECISIONS
@@ -60,6 +63,12 @@ class Format:
         """The artifact and its side files."""
         return [Path(path), *self.side_files(path)]
 
+    def model_files(self, path: Path) -> list[Path]:
+        """The files that make up the model itself: the artifact and its side files but the metadata
+        sidecar (OpenVINO's .xml + .bin, NCNN's .param + .bin). Their sizes sum to the artifact's size."""
+        path = Path(path)
+        return [path, *(path.with_suffix(s) for s in self.side_suffixes if s not in self.metadata_suffixes)]
+
 
 # In the order an export run builds them: ONNX first, its fp32 graph in the run's workdir is
 # there for the formats that start from it.
@@ -75,12 +84,12 @@ FORMATS: dict[str, Format] = {
         # No fp16: XNNPACK's fp16 needs native fp16 arithmetic (ARMv8.2+). The sidecar x.pte.json
         # holds the metadata a .pte has no slot for.
         Format("executorch", ".pte", "executorch", "executorch", "edgecls.export.executorch",
-               side_suffixes=(".pte.json",), tools=("torch", "executorch", "torchao"),
+               side_suffixes=(".pte.json",), metadata_suffixes=(".pte.json",), tools=("torch", "executorch", "torchao"),
                precisions=("fp32", "int8"), converter_extra="executorch"),
         # ".ncnn.param" so the weights are x.ncnn.bin: a plain x.bin is OpenVINO's side file. No
         # int8: ncnn2table / ncnn2int8 come from no PyPI or Debian package.
         Format("ncnn", ".ncnn.param", "ncnn", "ncnn", "edgecls.export.ncnn",
-               side_suffixes=(".bin", ".param.json"), tools=("torch", "pnnx", "ncnn"),
+               side_suffixes=(".bin", ".param.json"), metadata_suffixes=(".param.json",), tools=("torch", "pnnx", "ncnn"),
                precisions=("fp32", "fp16"), converter_extra="ncnn"),
         Format("coreml", ".mlpackage", "coreml", "coreml", "edgecls.export.coreml", tools=("torch", "coremltools"),
                converter_extra="coreml", folder=True, runs_on=("darwin",)),
@@ -137,10 +146,11 @@ def format_of(path: str | Path) -> Format:
 
 
 def artifact_bytes(path: str | Path) -> int:
-    """Size on disk of an artifact with its side files (every file inside a folder artifact)."""
+    """Size on disk of an artifact: its model files (Format.model_files; every file inside a folder
+    artifact), the metadata sidecar left out. The manifest's ``size_bytes`` is the same sum."""
     from edgecls.manifest import size_of
 
-    return sum(size_of(p) for p in format_of(path).files(Path(path)) if p.exists())
+    return sum(size_of(p) for p in format_of(path).model_files(Path(path)) if p.exists())
 
 
 __all__ = ["BF16_CPU_FLAGS", "FORMATS", "PRECISIONS", "STORED_PRECISIONS", "TORCH", "Format", "artifact_bytes", "artifact_suffixes", "check_format",

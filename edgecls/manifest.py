@@ -84,6 +84,8 @@ class ManifestEntry:
     seconds: dict = field(default_factory=dict)
     created: str | None = None
     sha256: str | None = None
+    # Of the model's files (edgecls.formats.Format.model_files: OpenVINO's .xml + .bin, NCNN's
+    # .param + .bin; not a metadata sidecar); each side file's own size is in side_files.
     size_bytes: int | None = None
     side_files: list[FileRecord] = field(default_factory=list)
     # The latest failed rebuild of a passing artifact: the older file and its entry stay.

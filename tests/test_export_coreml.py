@@ -118,3 +118,55 @@ def test_missing_coremltools_names_the_extra(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=tmp_path, env={"PYTHONPATH": ":".join(sys.path)}).stdout.splitlines()
     assert len(out) == 1 and "pip install 'edgecls[coreml]'" in out[0]
+
+
+def _first_affine(path) -> tuple[str, list[float], list[float]]:
+    """The input name the program's first compute op reads, and the per-channel scale and shift it
+    applies (read from its batch_norm constants: (x - mean) / sqrt(var + eps) * gamma + beta)."""
+    import coremltools as ct
+    import numpy as np
+
+    spec = ct.models.MLModel(str(path), skip_model_load=True).get_spec()
+    ops = list(spec.mlProgram.functions["main"].block_specializations.values())[0].operations
+    consts = {op.outputs[0].name: op for op in ops if op.type == "const"}
+    first = next(op for op in ops if op.type != "const")
+    assert first.type == "batch_norm", f"expected the folded normalisation first, got {first.type}"
+
+    def value(key: str) -> np.ndarray:
+        name = first.inputs[key].arguments[0].name
+        return np.array(consts[name].attributes["val"].immediateValue.tensor.floats.values, dtype=np.float64)
+
+    scale = value("gamma") / np.sqrt(value("variance") + value("epsilon"))
+    return first.inputs["x"].arguments[0].name, scale.tolist(), (value("beta") - value("mean") * scale).tolist()
+
+
+@pytest.mark.parametrize("nhwc", [False, True])
+def test_uint8_input_is_an_rgb_image(tmp_path, nhwc):
+    """--input-type uint8: a Core ML image input (what an app passes as a CVPixelBuffer), whose
+    0-255 pixel values the program itself normalises (mean / std of the model, per channel).
+    Converted only: nothing runs Core ML off macOS, so the manifest keeps it unverified."""
+    import coremltools as ct
+    import numpy as np
+
+    from edgecls.export.pipeline import ExportConfig, run_export
+    from edgecls.manifest import UNVERIFIED as UNVERIFIED_STATUS
+    from edgecls.runtime.registry import read_metadata
+
+    run = run_export(ExportConfig(model=MODEL, formats=["coreml"], input_type="uint8", nhwc=nhwc,
+                                  resolution=RESOLUTION, calib_size=4, out=tmp_path))
+    (entry,) = run.artifacts
+    expected_status = "passed" if sys.platform == "darwin" else UNVERIFIED_STATUS
+    assert entry["status"] == expected_status, entry["error"]
+    path = tmp_path / entry["file"]
+    (given,) = ct.models.MLModel(str(path), skip_model_load=True).get_spec().description.input
+    assert given.type.WhichOneof("Type") == "imageType"
+    image = given.type.imageType
+    assert (image.width, image.height) == (RESOLUTION, RESOLUTION)
+    assert image.colorSpace == ct.proto.FeatureTypes_pb2.ImageFeatureType.RGB
+    meta = read_metadata(path)
+    assert meta["input_type"] == "uint8" and meta["input_kind"] == "image"
+    info = edgecls.create_model(MODEL).edgecls_info
+    source, scale, shift = _first_affine(path)
+    assert source == "input"  # nothing (no image scale / bias) between the pixels and the normalisation
+    np.testing.assert_allclose(scale, 1 / (255 * np.asarray(info.std)), rtol=1e-4)
+    np.testing.assert_allclose(shift, -np.asarray(info.mean) / np.asarray(info.std), rtol=1e-4, atol=1e-5)

@@ -88,3 +88,26 @@ def test_missing_packages_name_the_extra(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=tmp_path, env={"PYTHONPATH": ":".join(sys.path)}).stdout.splitlines()
     assert len(out) == 2 and all("pip install 'edgecls[ncnn]'" in line for line in out)
+
+
+def test_manifest_size_counts_param_and_bin(tmp_path):
+    """The manifest's size_bytes is the model's: .param + .bin (the weights live in the .bin), as
+    the format table's model files say; the metadata sidecar is a side file, not counted."""
+    import os
+
+    from edgecls.export.pipeline import ExportConfig, run_export
+    from edgecls.formats import artifact_bytes
+
+    run = run_export(ExportConfig(model=MODEL, formats=["ncnn"], resolution=RESOLUTION, calib_size=4, out=tmp_path,
+                                  random_weights=True))
+    (entry,) = run.artifacts
+    assert entry["status"] == "passed", entry["error"]
+    param = tmp_path / entry["file"]
+    weights = param.with_suffix(".bin")
+    expected = os.path.getsize(param) + os.path.getsize(weights)
+    assert os.path.getsize(weights) > 10 * os.path.getsize(param)  # so counting the .param alone cannot pass
+    manifest = json.loads((tmp_path / "manifest.json").read_text())["artifacts"][0]
+    assert entry["size_bytes"] == manifest["size_bytes"] == expected == artifact_bytes(param)
+    sides = {s["file"]: s["size_bytes"] for s in manifest["side_files"]}
+    assert sides == {weights.name: os.path.getsize(weights),
+                     param.name + ".json": os.path.getsize(str(param) + ".json")}

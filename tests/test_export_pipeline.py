@@ -4,6 +4,7 @@ manifest merging, calibration/parity sets, target profiles and bad inputs."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -72,7 +73,10 @@ def test_every_format_exports_and_passes_parity(full_run):
     assert len(manifest["artifacts"]) == len(run.artifacts)
     for entry in manifest["artifacts"]:
         path = run.out / entry["file"]
-        assert path.is_file() and sha256_of(path) == entry["sha256"] and path.stat().st_size == entry["size_bytes"]
+        assert path.is_file() and sha256_of(path) == entry["sha256"]
+        # the model's files: OpenVINO's .xml + .bin, NCNN's .param + .bin; not a metadata sidecar
+        model_files = [path, *(run.out / s["file"] for s in entry["side_files"] if not s["file"].endswith(".json"))]
+        assert entry["size_bytes"] == sum(os.path.getsize(p) for p in model_files)
         for side in entry["side_files"]:
             assert sha256_of(run.out / side["file"]) == side["sha256"]
         assert entry["input"]["shape"][1:] in ([3, RESOLUTION, RESOLUTION], [RESOLUTION, RESOLUTION, 3])

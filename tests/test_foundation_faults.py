@@ -150,6 +150,13 @@ def test_one_format_table_drives_suffixes_runtimes_and_side_files():
     # a two-part suffix: NCNN's weights must not collide with OpenVINO's m.bin
     assert [p.name for p in formats.get_format("ncnn").side_files(Path("a/m.ncnn.param"))] == [
         "m.ncnn.bin", "m.ncnn.param.json"]
+    # the model's own files (its size): the weights yes, the metadata sidecar no
+    assert [p.name for p in formats.get_format("ncnn").model_files(Path("a/m.ncnn.param"))] == [
+        "m.ncnn.param", "m.ncnn.bin"]
+    assert [p.name for p in formats.get_format("executorch").model_files(Path("a/m.pte"))] == ["m.pte"]
+    assert [p.name for p in formats.get_format("openvino").model_files(Path("a/m.xml"))] == ["m.xml", "m.bin"]
+    for fmt in formats.FORMATS.values():  # a metadata file is one of the files that travel with the artifact
+        assert set(fmt.metadata_suffixes) <= set(fmt.side_suffixes), fmt.name
     with pytest.raises(EdgeclsError, match="cannot tell the format"):
         formats.format_of("m.bin")
 

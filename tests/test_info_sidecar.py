@@ -76,10 +76,11 @@ def test_info_reads_sidecar_and_runtime_without_torch(tmp_path, artifacts):
         assert pre["mean"] == pytest.approx(list(info.mean)) and pre["std"] == pytest.approx(list(info.std))
         if fmt == "ncnn":  # the ncnn runtime needs no torch: it really opened the file
             assert data["runtime_version"] and "runtime_unavailable" not in data
-            expected = sum(p.stat().st_size for p in (path, path.with_suffix(".bin"), Path(str(path) + ".json")))
+            # the model's files (the manifest's size_bytes): .param + .bin, not the metadata sidecar
+            expected = sum(p.stat().st_size for p in (path, path.with_suffix(".bin")))
         elif fmt == "executorch":  # the pybindings take torch tensors: not runnable here, said so
             assert "torch" in data["runtime_unavailable"]
-            expected = path.stat().st_size + Path(str(path) + ".json").stat().st_size
+            expected = path.stat().st_size
         else:
             assert "macOS" in data["runtime_unavailable"]
             expected = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())

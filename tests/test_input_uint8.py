@@ -127,3 +127,59 @@ def test_ncnn_takes_from_pixels(exported):
 def test_unknown_input_type_refused(tmp_path):
     with pytest.raises(InvalidArgumentError, match="--input-type"):
         run_export(ExportConfig(model=MODEL, formats=["onnx"], input_type="int16", out=tmp_path))
+
+
+@pytest.fixture(scope="module")
+def tflite_exported(tmp_path_factory):
+    pytest.importorskip("litert_torch")
+    pytest.importorskip("ai_edge_litert")
+    out = tmp_path_factory.mktemp("u8_tflite")
+    run = run_export(ExportConfig(model=MODEL, formats=["tflite"], precisions=["fp32", "int8"], input_type="uint8",
+                                  resolution=RESOLUTION, calib_size=4, out=out))
+    return out, {a["precision"]: a for a in run.artifacts}
+
+
+def test_tflite_takes_a_uint8_tensor(tflite_exported, exported):
+    """The flatbuffer's input is a real uint8 tensor (no quantization parameters: bytes, not int8
+    codes), fed PIL's crop bytes straight through ai-edge-litert; fp32 equals PyTorch on the float
+    preprocessing, int8 keeps its cosine."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgecls.runtime.litert import read_tflite_metadata
+
+    out, artifacts = tflite_exported
+    _, _, _, crops, reference = exported
+    for precision, entry in artifacts.items():
+        assert entry["status"] == "passed", (precision, entry["error"])
+        assert entry["input"]["dtype"] == "uint8" and "_u8_" in entry["file"]
+        path = out / entry["file"]
+        assert read_tflite_metadata(path)["input_type"] == "uint8"
+        interpreter = Interpreter(model_path=str(path))
+        interpreter.allocate_tensors()
+        (given,), (output,) = interpreter.get_input_details(), interpreter.get_output_details()
+        assert given["dtype"] == np.uint8 and tuple(given["quantization"]) == (0.0, 0)
+        outputs = []
+        for crop in crops:
+            interpreter.set_tensor(given["index"], np.ascontiguousarray(crop.transpose(2, 0, 1)[None]))
+            interpreter.invoke()
+            raw = interpreter.get_tensor(output["index"]).astype(np.float32)
+            scale, zero = output["quantization"]
+            outputs.append((raw - zero) * scale if output["dtype"] != np.float32 else raw)
+        outputs = np.concatenate(outputs)
+        if precision == "fp32":
+            _close(reference, outputs)
+        else:
+            cosine = (outputs * reference).sum(1) / np.linalg.norm(outputs, axis=1) / np.linalg.norm(reference, axis=1)
+            assert cosine.min() >= 0.9, cosine
+
+
+def test_info_shows_the_tflite_uint8_input(tflite_exported):
+    from cli_inprocess import run_cli
+
+    out, artifacts = tflite_exported
+    result = run_cli("info", str(out / artifacts["fp32"]["file"]), "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["input"]["dtype"] == "uint8" and data["input_type"] == "uint8"
+    text = run_cli("info", str(out / artifacts["fp32"]["file"])).stdout
+    assert "uint8 tensor, normalisation in the graph" in text

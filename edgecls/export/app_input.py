@@ -4,11 +4,12 @@ An app holds camera frames as RGB bytes. ``ByteInput`` wraps the model before an
 it, so every format computes ``(x / 255 - mean) / std`` itself as one per-channel multiply-add
 (converters fuse it into the first convolution or keep it as one cheap op): the app feeds pixel
 values 0-255 and does no arithmetic. Where the format has a uint8 input
-(``BYTE_TENSOR_FORMATS``: ONNX, OpenVINO, ExecuTorch) the exporter traces the wrapper with a uint8
-example, so the artifact's input tensor is uint8 and the cast is the graph's first op. NCNN
-(``ncnn::Mat`` is float; ``Mat::from_pixels`` converts the bytes), Core ML (an MLMultiArray input is
-float32/float16/int32) and TFLite (litert-torch's uint8 tracing is not verified here yet) keep a
-float input holding 0-255; the metadata says ``input_type: uint8`` either way.
+(``BYTE_TENSOR_FORMATS``: ONNX, OpenVINO, TFLite, ExecuTorch) the exporter traces the wrapper with
+a uint8 example (OpenVINO: sets the input element type with PrePostProcessor), so the artifact's
+input tensor is uint8 and the cast is the graph's first op. NCNN (``ncnn::Mat`` is float;
+``Mat::from_pixels`` converts the bytes) and Core ML (an MLMultiArray input is
+float32/float16/int32) keep a float input holding 0-255; the metadata says ``input_type: uint8``
+either way.
 
 Layout stays each exporter's business (``--nhwc`` works as before): the wrapper is NCHW.
 
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 INPUT_TYPES = ("float32", "uint8")
 # Formats whose --input-type uint8 artifacts take a real uint8 tensor (see the module docstring).
-BYTE_TENSOR_FORMATS = ("onnx", "openvino", "executorch")
+BYTE_TENSOR_FORMATS = ("onnx", "openvino", "tflite", "executorch")
 
 
 def input_dtype(request, fmt: str) -> str:

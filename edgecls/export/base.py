@@ -37,6 +37,9 @@ class ExportRequest:
     # "uint8": ``model`` takes RGB byte values (normalisation folded in, edgecls.export.app_input) and
     # ``calibration`` holds byte values too.
     input_type: str = "float32"
+    # Class names of the head (a `train` checkpoint's, or those a checkpoint stores): embedded as
+    # the artifact's labels. None: ImageNet names for a 1000-class head, no labels otherwise.
+    classes: list[str] | None = None
 
     @property
     def is_attention_model(self) -> bool:

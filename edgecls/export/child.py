@@ -79,7 +79,7 @@ def export_format(job: dict) -> dict:
     request = ExportRequest(model=model, info=info, resolution=job["resolution"], batch=job["batch"],
                             dynamic_batch=job["dynamic_batch"], nhwc=job["nhwc"], opset=job["opset"],
                             calibration=np.load(workdir / f"calibration{arrays}.npy"), workdir=workdir,
-                            options=job["options"], input_type=input_type)
+                            options=job["options"], input_type=input_type, classes=job.get("classes"))
     for precision in job["precisions"]:
         dest = staging / job["names"][precision]
         entry: dict[str, Any] = {"status": RUNNING}

@@ -139,7 +139,10 @@ def artifact_metadata(request: ExportRequest, precision: str) -> dict[str, str]:
     }
     num_classes = _num_classes(request)
     props["num_classes"] = str(num_classes)
-    if num_classes == 1000:
+    classes = getattr(request, "classes", None)
+    if classes and len(classes) == num_classes:  # a fine-tuned head's own class names
+        props["labels"] = json.dumps([str(c) for c in classes])
+    elif num_classes == 1000:
         try:
             from edgecls.labels import imagenet_labels
 

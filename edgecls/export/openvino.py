@@ -315,6 +315,12 @@ def _write_metadata(ov_model: Any, request: ExportRequest, precision: str, conve
         "converter": converter,
         "edgecls_version": edgecls.__version__,
     }
+    from edgecls.export.onnx import artifact_metadata
+
+    # The labels the other formats embed (a checkpoint's class names, or ImageNet's), as JSON.
+    labels = artifact_metadata(request, precision).get("labels")
+    if labels:
+        values["labels"] = labels
     for key, value in values.items():
         ov_model.set_rt_info(str(value), ["edgecls", key])
 

@@ -384,6 +384,7 @@ def _run_format(plan: ExportPlan, fmt: str, workdir: Path, control: Path, budget
         "state_dict": str(workdir / "model.pt"), "resolution": plan.resolution,
         "batch": config.batch, "dynamic_batch": config.dynamic_batch, "nhwc": config.nhwc, "opset": config.opset,
         "input_type": config.input_type, "runs_here": get_format(fmt).runs_here(),
+        "classes": _model_classes(plan),  # embedded in every artifact as its labels
         "options": plan.profile.options, "precisions": precisions,
         "names": {p: plan.file_name(fmt, p) for p in precisions},
         "workdir": str(workdir), "staging": str(workdir / "staging"), "progress": str(progress),
@@ -499,7 +500,10 @@ def _publish(entry: ManifestEntry, result: dict, workdir: Path, out: Path, unrec
             unrecorded.append(entry)
         return
     records = [FileRecord(n, sha256_of(staging / n), size_of(staging / n)) for n in files]
-    entry.sha256, entry.size_bytes, entry.side_files = records[0].sha256, records[0].size_bytes, records[1:]
+    # The artifact's size is that of the model's files (NCNN's .param + .bin), the format table's say.
+    model_files = {p.name for p in fmt.model_files(Path(name))}
+    entry.sha256, entry.side_files = records[0].sha256, records[1:]
+    entry.size_bytes = sum(r.size_bytes for r in records if r.file in model_files)
     journal = workdir / JOURNAL
     try:
         atomic_write_bytes(journal, json.dumps({"file": name, "sha256": entry.sha256, "files": files}).encode())

@@ -19,6 +19,11 @@ graph ("Attempting to convert non-NHWC compatible node to NHWC": ``insert_t_q_dq
 meta of a dequantize node shared by an NCHW and an NHWC consumer). Quantizing the converted
 flatbuffer covers those ops in integer and needs no second torch conversion.
 
+``request.input_type == "uint8"``: the model arrives behind edgecls.export.app_input's byte-input
+wrapper and is traced with a uint8 example, so the flatbuffer's input tensor is uint8 (no
+quantization parameters) and a CAST to float its first op; calibration and parity feed bytes. int8
+keeps that uint8 input (the quantizer starts after the CAST) and an int8 output.
+
 ``request.nhwc`` wraps the model so the artifact takes (N, H, W, C) as mobile apps feed camera
 frames; the logits stay (N, classes). The batch is static (``request.batch``): litert-torch 0.10
 cannot lower a dynamic batch dimension (``torch.export.Dim`` on the input fails in its reshape
@@ -185,7 +190,7 @@ def _float32_flatbuffer(request: ExportRequest) -> bytes:
 def _fingerprint(request: ExportRequest) -> str:
     """What makes two float32 conversions identical: the weights, the input shape and layout."""
     digest = hashlib.sha1()
-    shape = (int(request.batch), int(request.resolution), bool(request.nhwc))
+    shape = (int(request.batch), int(request.resolution), bool(request.nhwc), getattr(request, "input_type", "float32"))
     digest.update(f"{getattr(request.info, 'name', '')}|{shape}".encode())
     for name, tensor in request.model.state_dict().items():
         digest.update(name.encode())
@@ -221,7 +226,13 @@ def _sample_input(request: ExportRequest) -> np.ndarray:
 
 
 def _layout(request: ExportRequest, nchw: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(nchw.transpose(0, 2, 3, 1) if request.nhwc else nchw, dtype=np.float32)
+    """``nchw`` in the artifact's layout and input dtype: uint8 for a byte-input model
+    (``--input-type uint8``: traced with bytes, the flatbuffer's input tensor is uint8 and a CAST
+    its first op), float32 otherwise."""
+    from edgecls.export.app_input import as_input
+
+    nchw = as_input(nchw, request, "tflite")
+    return np.ascontiguousarray(nchw.transpose(0, 2, 3, 1) if request.nhwc else nchw)
 
 
 # -- quantization ------------------------------------------------------------------------------

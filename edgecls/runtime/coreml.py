@@ -50,12 +50,19 @@ class CoreMLRunner(Runner):
             raise EdgeclsError(f"Core ML cannot load {path}: {first[:200]}") from None
         description = self.model.get_spec().description
         inp = description.input[0]
-        array = inp.type.multiArrayType
-        shape = tuple(int(d) for d in array.shape)
-        dtype_name = type(array).ArrayDataType.Name(array.dataType)
         meta = dict(description.metadata.userDefined)
+        self._image = inp.type.WhichOneof("Type") == "imageType"  # --input-type uint8: an RGB image
+        if self._image:
+            image = inp.type.imageType
+            side_h, side_w = int(image.height), int(image.width)
+            shape = (1, side_h, side_w, 3) if meta.get("layout") == "NHWC" else (1, 3, side_h, side_w)
+            dtype_name = "UINT8"
+        else:
+            array = inp.type.multiArrayType
+            shape = tuple(int(d) for d in array.shape)
+            dtype_name = type(array).ArrayDataType.Name(array.dataType)
         layout = meta.get("layout") or ("NHWC" if len(shape) == 4 and shape[-1] == 3 and shape[1] != 3 else "NCHW")
-        dtype = "uint8" if meta.get("input_type") == "uint8" else _DTYPES.get(dtype_name, "float32")
+        dtype = "uint8" if meta.get("input_type") == "uint8" or self._image else _DTYPES.get(dtype_name, "float32")
         self._spec = InputSpec(inp.name, shape, dtype, layout)
         self._output_name = description.output[0].name
 
@@ -64,6 +71,14 @@ class CoreMLRunner(Runner):
         return self._spec
 
     def prepare(self, x: np.ndarray) -> Any:
+        if self._image:  # one RGB image per call (not verified off macOS: nothing runs Core ML there)
+            from PIL import Image
+
+            pixels = np.clip(np.round(np.asarray(x)), 0, 255).astype(np.uint8)
+            if pixels.shape[0] != 1:
+                raise EdgeclsError(f"{self.path.name} takes one image per call, got a batch of {pixels.shape[0]}")
+            hwc = pixels[0] if self._spec.layout == "NHWC" else pixels[0].transpose(1, 2, 0)
+            return {self._spec.name: Image.fromarray(np.ascontiguousarray(hwc), mode="RGB")}
         if self._spec.dtype == "uint8":  # byte values; the Core ML input tensor itself is float
             x = np.clip(np.round(x), 0, 255)
         return {self._spec.name: np.ascontiguousarray(x, dtype=np.float32)}

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecls.runtime.base import InputSpec, Runner
+from edgecls.runtime.base import InputSpec, Runner, cast_input
 from edgecls.errors import EdgeclsError, InvalidArgumentError, MissingDependencyError
 
 _INTEGER_RANGES = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767)}
@@ -167,7 +167,9 @@ class LiteRTRunner(Runner):
         x = np.ascontiguousarray(x, dtype=np.float32)
         self._fit_input_shape(tuple(x.shape))
         dtype = self._spec.dtype
-        if dtype in _INTEGER_RANGES:
+        if dtype == "uint8" and _quantization(self._input)[0] == 0.0:
+            x = cast_input(x, dtype)  # a byte input (--input-type uint8): the graph casts it to float itself
+        elif dtype in _INTEGER_RANGES:
             scale, zero_point = _quantization(self._input)
             if scale == 0.0:
                 raise EdgeclsError(f"{self.path.name} has an integer input without quantization parameters")
