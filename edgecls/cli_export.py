@@ -107,7 +107,10 @@ def export(
     formats: Optional[str] = typer.Option(None, "--formats", help="Comma-separated: onnx,openvino,tflite,executorch,ncnn,coreml (default: all)."),
     int8: bool = typer.Option(False, "--int8", help="Also build int8 artifacts (static quantization)."),
     fp16: bool = typer.Option(False, "--fp16", help="Also build fp16 artifacts."),
-    calib: str = typer.Option("builtin", "--calib", help="Folder of calibration images, or 'builtin'."),
+    calib: str = typer.Option(
+        "auto", "--calib",
+        help="int8 calibration and parity images: a folder, 'builtin' (ImageNet photos), 'checkpoint' (a `train` "
+             "checkpoint's own training/validation split) or 'auto' (checkpoint data when --weights records it, else builtin)."),
     calib_size: int = typer.Option(100, "--calib-size", help="Number of calibration images."),
     resolution: Optional[int] = typer.Option(None, "--resolution", help="Input side (default: the model's)."),
     batch: int = typer.Option(1, "--batch", help="Static batch size."),
