@@ -48,6 +48,8 @@ def evaluate(
     out: Path = typer.Option(Path("evaluation"), "--out", help="folder for evaluation.json, confusion matrices, plots"),
     json_path: Optional[Path] = typer.Option(None, "--json", help="also write the results JSON here"),
     no_plots: bool = typer.Option(False, "--no-plots", help="skip the PNG heatmaps and reliability diagrams"),
+    no_latency: bool = typer.Option(False, "--no-latency",
+                                    help="a --resolution sweep skips timing each input side (accuracy only)"),
 ) -> None:
     """Accuracy on labeled data: top-1/top-5, per-class metrics, confusion matrix, calibration, agreement."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -72,7 +74,7 @@ def evaluate(
     try:
         report = run_evaluate(targets, data, weights=weights, pretrained=pretrained, num_classes=num_classes,
                               resolution=sides, batch=batch, threads=threads, out=out, plots=not no_plots, progress=advance,
-                              on_start=start)
+                              on_start=start, latency=not no_latency)
     finally:
         progress.stop()
     for warning in report["warnings"]:
@@ -90,10 +92,31 @@ def evaluate(
                       _pct(vs["agreement"]) if vs else "-", f"{100 * vs['top1_change']:+.1f}" if vs else "-",
                       str(vs["flipped"]) if vs else "-")
     console.print(table)
+    sweep = report.get("sweep")
+    if sweep:
+        console.print(sweep_table(sweep))
     console.print(f"results, confusion matrices and plots in {out}/ ({RESULTS_NAME})")
     if json_path:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(report, indent=2))
+
+
+def sweep_table(sweep: dict):
+    """Accuracy and latency per input side of a --resolution sweep (the rows of resolution_sweep.csv)."""
+    from rich.table import Table
+
+    latency = sweep.get("latency")
+    title = "resolution sweep" + (f": p50 latency at batch 1 on {latency['cpu']} (this machine, as it was loaded)"
+                                  if latency else " (latency not measured)")
+    table = Table(title=title)
+    for column in ("model", "side", "top-1 %", "top-5 %", "bal. acc %", "p50 ms", "p90 ms", "runs"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for row in sweep["rows"]:
+        table.add_row(row["model"] + (f" ({Path(row['weights']).name})" if row["weights"] else ""), str(row["resolution"]),
+                      _pct(row["top1"]), _pct(row["top5"]), _pct(row["balanced_accuracy"]),
+                      "-" if row["p50_ms"] is None else f"{row['p50_ms']:.2f}",
+                      "-" if row["p90_ms"] is None else f"{row['p90_ms']:.2f}", "-" if row["runs"] is None else str(row["runs"]))
+    return table
 
 
 def predict(

@@ -115,7 +115,10 @@ def export(
     fp16: bool = typer.Option(False, "--fp16", help="Also build fp16 artifacts."),
     bf16: bool = typer.Option(False, "--bf16", help="Also build bf16 artifacts (OpenVINO: fp32 IR run with bf16 "
                                                      "arithmetic; verified only on CPUs with AVX512_BF16 / AMX)."),
-    calib: str = typer.Option("builtin", "--calib", help="Folder of calibration images, or 'builtin'."),
+    calib: str = typer.Option(
+        "auto", "--calib",
+        help="int8 calibration and parity images: a folder, 'builtin' (ImageNet photos), 'checkpoint' (a `train` "
+             "checkpoint's own training/validation split) or 'auto' (checkpoint data when --weights records it, else builtin)."),
     calib_size: int = typer.Option(100, "--calib-size", help="Number of calibration images."),
     resolution: Optional[int] = typer.Option(None, "--resolution", help="Input side (default: the model's)."),
     batch: int = typer.Option(1, "--batch", help="Static batch size."),

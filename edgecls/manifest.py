@@ -71,6 +71,7 @@ class ManifestEntry:
     parity: dict | None = None
     parity_rule: dict | None = None
     parity_data: dict | None = None  # names of the parity inputs and PyTorch outputs kept beside the manifest
+    parity_inputs: dict | None = None  # which images parity was checked on (source, kind, count, in words)
     calibration: dict | None = None
     benchmark_only: bool = False  # random weights: the latency is real, the decisions are not
     accuracy_budget: dict | None = None  # int8 tuned to a budget: layers kept float, metric, latency cost

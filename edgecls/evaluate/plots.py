@@ -75,20 +75,34 @@ def reliability_diagram(bins: Sequence[dict], ece: float, path: Path, title: str
     return path
 
 
-def resolution_sweep(points: dict[str, list[tuple[int, float, float]]], path: Path) -> Path:
-    """Top-1 and top-5 against input side, one line per model: ``points[model] = [(side, top1, top5)]``."""
+def resolution_sweep(points: dict[str, list[tuple]], path: Path) -> Path:
+    """Top-1 and top-5 against input side, one line per model: ``points[model] = [(side, top1, top5[, p50_ms])]``;
+    p50 latency (when measured) on a second panel."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4.2))
+    timed = any(len(r) > 3 and r[3] is not None for rows in points.values() for r in rows)
+    fig, axes = plt.subplots(1, 2 if timed else 1, figsize=(11 if timed else 6, 4.2), squeeze=False)
+    ax = axes[0][0]
     for model, rows in sorted(points.items()):
-        rows = sorted(rows)
+        rows = sorted(rows, key=lambda r: r[0])
         line, = ax.plot([r[0] for r in rows], [100 * r[1] for r in rows], "o-", label=f"{model} top-1")
         ax.plot([r[0] for r in rows], [100 * r[2] for r in rows], "s--", color=line.get_color(), alpha=0.6,
                 label=f"{model} top-5")
+        if timed:
+            timed_rows = [r for r in rows if len(r) > 3 and r[3] is not None]
+            axes[0][1].plot([r[0] for r in timed_rows], [r[3] for r in timed_rows], "o-", color=line.get_color(),
+                            label=model)
     ax.set_xlabel("input side (pixels)")
     ax.set_ylabel("accuracy (%)")
     ax.set_title("accuracy vs input resolution")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    if timed:
+        lat = axes[0][1]
+        lat.set_xlabel("input side (pixels)")
+        lat.set_ylabel("p50 latency (ms, batch 1)")
+        lat.set_title("latency vs input resolution")
+        lat.grid(alpha=0.3)
+        lat.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -382,11 +382,59 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", Path(text).name if "/" in text else text).strip("_") or "target"
 
 
+# Latency of a --resolution sweep: short bounds (a sweep times several models), the bench harness's
+# loop and statistics (edgecls.bench: a fresh process per measurement, batch 1, random input).
+SWEEP_TIMING = {"warmup_runs": 3, "warmup_seconds": 0.2, "min_runs": 20, "min_seconds": 1.0, "max_seconds": 15.0}
+SWEEP_CSV = "resolution_sweep.csv"
+SWEEP_COLUMNS = ("model", "weights", "resolution", "images", "top1", "top5", "balanced_accuracy",
+                 "p50_ms", "p90_ms", "mean_ms", "runs", "threads")
+
+
+def sweep_targets(targets: Sequence[EvalTarget]) -> list[EvalTarget]:
+    """The PyTorch targets of a --resolution sweep: one model and checkpoint at two or more input sides."""
+    sides: dict[tuple, set[int]] = {}
+    for target in targets:
+        if target.format == "torch" and not target.is_artifact:
+            sides.setdefault((target.model, target.weights), set()).add(target.preprocessing.resolution)
+    return [t for t in targets if t.format == "torch" and not t.is_artifact
+            and len(sides.get((t.model, t.weights), ())) > 1]
+
+
+def sweep_latency(target: EvalTarget, threads: int | None, timing) -> dict:
+    """p50/p90/mean latency (ms) of ``target`` at its input side, batch 1, measured as `edgecls bench MODEL` does."""
+    from edgecls.bench.harness import benchmark_target
+    from edgecls.bench.targets import baseline_target
+
+    record = benchmark_target(baseline_target(target.model, label=target.label, weights=target.weights,
+                                              resolution=target.preprocessing.resolution), threads, 1, timing)
+    latency = {k: record["latency"][k] for k in ("p50_ms", "p90_ms", "mean_ms", "std_ms", "runs")}
+    return {**latency, "threads": threads, "batch": 1, "load_average_1m": record["load_average_1m"],
+            "timing": timing.to_dict()}
+
+
+def sweep_rows(report: dict) -> list[dict]:
+    """One row per input side of every swept model: accuracy beside latency (the SWEEP_CSV columns)."""
+    rows = []
+    for record in report["results"]:
+        if not record.get("sweep"):
+            continue
+        m, latency = record["metrics"], record.get("latency") or {}
+        rows.append({"model": record["model"], "weights": record["weights"] or "",
+                     "resolution": record["preprocessing"]["resolution"], "images": report["data"]["evaluated"],
+                     "top1": m["top1"], "top5": m["top5"], "balanced_accuracy": m["balanced_accuracy"],
+                     **{k: latency.get(k) for k in ("p50_ms", "p90_ms", "mean_ms", "runs", "threads")}})
+    return sorted(rows, key=lambda r: (r["model"], r["weights"], r["resolution"]))
+
+
 def evaluate(items: Sequence[str], data: str | Path, *, weights: str | None = None, pretrained: bool = False,
              num_classes: int | None = None, resolution: int | Sequence[int] | None = None, batch: int = 32,
              threads: int | None = None, out: str | Path | None = None, plots: bool = True,
-             progress: Callable[[str, int], None] | None = None, on_start: Callable[[int], None] | None = None) -> dict:
-    """Evaluate every target on the labeled data; the results as a JSON-ready dict (also written to ``out``)."""
+             progress: Callable[[str, int], None] | None = None, on_start: Callable[[int], None] | None = None,
+             latency: bool = True, timing=None) -> dict:
+    """Evaluate every target on the labeled data; the results as a JSON-ready dict (also written to ``out``).
+
+    A --resolution sweep (one model at several sides) also times each side (``latency``; bounds
+    ``timing``, a TimingConfig, default SWEEP_TIMING): accuracy and latency per input size."""
     from edgecls.datasets import load_dataset, map_classes
     from edgecls.evaluate.metrics import classification_metrics, compare_with_reference
 
@@ -415,6 +463,7 @@ def evaluate(items: Sequence[str], data: str | Path, *, weights: str | None = No
     labels = dataset.labels[keep]
     results = []
     by_id: dict[int, dict] = {}
+    swept = {id(t) for t in sweep_targets(targets)}
     for target in targets:
         mapping = np.asarray(mappings[id(target)])
         y_true = mapping[labels]
@@ -428,11 +477,27 @@ def evaluate(items: Sequence[str], data: str | Path, *, weights: str | None = No
             "parity": target.manifest_entry.get("parity"), "reference": target.reference.label if target.reference else None,
             "metrics": metrics, "vs_reference": None, "files": {},
         }
+        if id(target) in swept:
+            record["sweep"] = True
         if target.reference is not None:
             record["vs_reference"] = compare_with_reference(
                 y_true, scores, logits[id(target.reference)], dataset.classes, mapping.tolist(), paths, target.output_names)
         by_id[id(target)] = record
         results.append(record)
+    latency_info = None
+    if latency and swept:
+        from edgecls.bench.device import describe_device
+        from edgecls.bench.stats import TimingConfig
+
+        timing = timing or TimingConfig(**SWEEP_TIMING)
+        for target in targets:
+            if id(target) in swept:
+                if progress:
+                    progress(f"timing {target.label}", 0)
+                by_id[id(target)]["latency"] = sweep_latency(target, threads, timing)
+        latency_info = {"cpu": describe_device().cpu, "method": "edgecls bench harness (fresh process, batch 1, "
+                        "random input, warm-up then timed single inferences; nearest-rank percentiles)",
+                        "timing": timing.to_dict()}
     report = {
         "schema": SCHEMA,
         "data": {"path": str(dataset.root), "kind": dataset.kind, "classes": dataset.classes, "images": len(dataset),
@@ -441,6 +506,8 @@ def evaluate(items: Sequence[str], data: str | Path, *, weights: str | None = No
         "results": results,
         "warnings": warnings,
     }
+    if swept:
+        report["sweep"] = {"latency": latency_info, "rows": sweep_rows(report)}
     if out_dir is not None:
         write_outputs(report, out_dir, plots)
     return report
@@ -478,20 +545,26 @@ def write_outputs(report: dict, out_dir: Path, plots: bool = True) -> Path:
                 for flip in record["vs_reference"]["flips"]:
                     writer.writerow([flip["image"], flip["true"], flip["reference"], flip["prediction"]])
             files["flips_csv"] = path.name
-    sweep: dict[str, list[tuple[int, float, float]]] = {}
-    for record in report["results"]:
-        if record["format"] == "torch":
-            sweep.setdefault(record["model"], []).append(
-                (record["preprocessing"]["resolution"], record["metrics"]["top1"], record["metrics"]["top5"]))
-    sweep = {model: rows for model, rows in sweep.items() if len({r[0] for r in rows}) > 1}
-    if plots and sweep:
+    rows = (report.get("sweep") or {}).get("rows") or []
+    if rows:
+        with (out_dir / SWEEP_CSV).open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(SWEEP_COLUMNS))
+            writer.writeheader()
+            writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)
+        report["files"] = {"resolution_sweep_csv": SWEEP_CSV}
+    if plots and rows:
         from edgecls.evaluate.plots import resolution_sweep
 
-        report["files"] = {"resolution_sweep_png": resolution_sweep(sweep, out_dir / "resolution_sweep.png").name}
+        sweep: dict[str, list[tuple]] = {}
+        for row in rows:
+            label = row["model"] + (f" ({Path(row['weights']).name})" if row["weights"] else "")
+            sweep.setdefault(label, []).append((row["resolution"], row["top1"], row["top5"], row["p50_ms"]))
+        report["files"]["resolution_sweep_png"] = resolution_sweep(sweep, out_dir / "resolution_sweep.png").name
     path = out_dir / RESULTS_NAME
     path.write_text(json.dumps(report, indent=2))
     return path
 
 
-__all__ = ["EvalTarget", "Preprocessing", "RESULTS_NAME", "SCHEMA", "artifact_properties", "collect_logits", "evaluate",
-           "predictor", "resolve_targets", "write_outputs"]
+__all__ = ["EvalTarget", "Preprocessing", "RESULTS_NAME", "SCHEMA", "SWEEP_COLUMNS", "SWEEP_CSV", "SWEEP_TIMING",
+           "artifact_properties", "collect_logits", "evaluate", "predictor", "resolve_targets", "sweep_rows",
+           "sweep_targets", "write_outputs"]

@@ -47,7 +47,14 @@ _PARITY_SEED = 9  # random parity views draw from their own seed space, never th
 # seen by calibration, and not the parity views that judge the result afterwards.
 TUNING_VIEWS_PER_PHOTO = 12
 _TUNING_SEED = 11
-MAX_FOLDER_PARITY = 16
+# A --calib folder holds out every 5th image for parity, at most this many: 64, like the built-in
+# views, so one disagreement moves agreement by 1.6 points, not the 6.2 of the former 16 (where
+# a 95 % gate failed on a single miss).
+MAX_FOLDER_PARITY = 64
+# A `train` checkpoint's own data (the default --calib): parity on up to this many images of its
+# held-out validation split, stratified by class. At 128 the 95 % gate allows 6 disagreements, and
+# the Wilson interval of 97 % agreement is about 6 points wide.
+MAX_CHECKPOINT_PARITY = 128
 
 
 @dataclass
@@ -63,11 +70,32 @@ class ImageSets:
     parity_sources: list[str] = field(default_factory=list)
     stratified: bool = False  # a labeled --calib folder: both sides keep its class proportions
 
+    kind: str = ""  # "builtin", "folder" or "checkpoint-data" (a `train` checkpoint's own folder and split)
+    calibration_from: str = ""  # in words: which images calibrated int8
+    parity_from: str = ""  # in words: which images parity was checked on
+
+    def __post_init__(self) -> None:
+        if not self.kind:
+            self.kind = "builtin" if self.source == "builtin" else "folder"
+        if not self.calibration_from:
+            self.calibration_from = ("built-in photos (ImageNet scenes) other than the parity scenes" if self.kind == "builtin"
+                                     else f"the images of {self.source} not held out for parity")
+        if not self.parity_from:
+            self.parity_from = (f"views of the built-in photos {', '.join(PARITY_SOURCES)}" if self.kind == "builtin"
+                                else f"every 5th image of {self.source} (at most {MAX_FOLDER_PARITY})")
+
     def describe(self) -> dict:
-        return {"source": self.source, "calibration_images": int(len(self.calibration)),
+        return {"source": self.source, "kind": self.kind, "calibration_images": int(len(self.calibration)),
                 "parity_images": int(len(self.parity)), "calibration_sources": self.calibration_sources,
-                "parity_sources": self.parity_sources, "disjoint_by": "source photo" if self.source == "builtin" else "file",
-                "stratified_by_class": self.stratified, "parity_names": self.parity_names}
+                "parity_sources": self.parity_sources,
+                "disjoint_by": "source photo" if self.kind == "builtin" else "split" if self.kind == "checkpoint-data" else "file",
+                "stratified_by_class": self.stratified, "calibration_from": self.calibration_from,
+                "parity_from": self.parity_from, "parity_names": self.parity_names}
+
+    def describe_parity(self) -> dict:
+        """Which inputs every artifact (any precision) was checked on: the manifest's ``parity_inputs``."""
+        return {"source": self.source, "kind": self.kind, "images": int(len(self.parity)), "from": self.parity_from,
+                "classes" if self.stratified else "sources": self.parity_sources}
 
 
 def _view(image, box: tuple[float, float, float, float], flip: bool):
@@ -232,6 +260,122 @@ def folder_sets(info, folder: Path, resolution: int, size: int) -> ImageSets:
     return sets
 
 
+@dataclass
+class TrainingData:
+    """The data a `train` checkpoint records: its folder, and the split it was validated on."""
+
+    data: Path
+    val: Path | None  # the --val folder; None: a stratified --val-split of ``data``
+    val_split: float
+    seed: int
+    classes: list[str]
+    val_counts: list[int] | None = None  # per class, as training counted them
+
+    def describe(self) -> str:
+        return (f"{self.data} (validation folder {self.val})" if self.val else
+                f"{self.data} (validation split {self.val_split:g}, seed {self.seed})")
+
+
+def _recorded_folder(value, checkpoint: Path) -> Path | None:
+    """A folder (or CSV) a checkpoint names: absolute, or relative to the current folder or the checkpoint's."""
+    if not value:
+        return None
+    path = Path(str(value)).expanduser()
+    candidates = [path] if path.is_absolute() else [Path.cwd() / path, Path(checkpoint).parent / path]
+    return next((c for c in candidates if c.exists()), None)
+
+
+def training_data(meta: dict | None, checkpoint: str | Path) -> tuple[TrainingData | None, str | None]:
+    """(the checkpoint's training data, None) or (None, why it cannot be used) for ``meta``, the
+    metadata `edgecls train` stored (edgecls.datasets.checkpoint_metadata)."""
+    train = (meta or {}).get("train")
+    if not isinstance(train, dict) or not train.get("data"):
+        return None, f"{Path(checkpoint).name} does not record the folder it was trained on"
+    data = _recorded_folder(train["data"], checkpoint)
+    if data is None:
+        return None, f"the training folder {train['data']} that {Path(checkpoint).name} records is not found"
+    val = None
+    if train.get("val"):
+        val = _recorded_folder(train["val"], checkpoint)
+        if val is None:
+            return None, f"the validation folder {train['val']} that {Path(checkpoint).name} records is not found"
+    try:
+        split, seed = float(train.get("val_split", 0.2)), int(train.get("seed", 0))
+    except (TypeError, ValueError):
+        return None, f"{Path(checkpoint).name} records an unreadable validation split"
+    counts = train.get("val_counts")
+    return TrainingData(data, val, split, seed, [str(c) for c in meta["classes"]],
+                        counts if isinstance(counts, list) else None), None
+
+
+def checkpoint_sets(info, training: TrainingData, resolution: int, size: int) -> ImageSets:
+    """Calibration from the checkpoint's training images, parity on its held-out validation images.
+
+    The split is recomputed exactly as `edgecls train` made it (edgecls.datasets.stratified_split,
+    the recorded fraction and seed), or is the recorded --val folder. Both sides are stratified by
+    class: ``size`` calibration images spread over the training split in its class proportions, and
+    up to MAX_CHECKPOINT_PARITY parity images spread over the validation split. The model never
+    trained on a parity image, and calibration never sees one.
+    """
+    from edgecls.datasets import load_dataset, read_image, stratified_split
+
+    dataset = load_dataset(training.data)
+    if dataset.classes != training.classes:
+        raise EdgeclsError(f"the classes of {training.data} ({', '.join(dataset.classes[:5])}) are not the checkpoint's "
+                           f"({', '.join(training.classes[:5])}): pass --calib DIR or --calib builtin")
+    warnings = []
+    if training.val is not None:
+        train_set, val_set = dataset, load_dataset(training.val)
+        if val_set.classes != dataset.classes:
+            raise EdgeclsError(f"the classes of {training.val} are not those of {training.data}: pass --calib DIR")
+    else:
+        train_set, val_set = stratified_split(dataset, training.val_split, seed=training.seed)
+    if training.val_counts is not None and val_set.counts() != list(training.val_counts):
+        warnings.append(f"{training.data} changed since training (validation counts {val_set.counts()} vs "
+                        f"{list(training.val_counts)} then): the recomputed held-out split may hold training images")
+
+    def stratified(split, count: int) -> list[tuple[Path, int]]:
+        by_class: dict[int, list[tuple[Path, int]]] = {}
+        for path, label in split.items:
+            by_class.setdefault(label, []).append((path, label))
+        share = _allocate({c: len(v) for c, v in by_class.items()}, count)
+        return [item for c in sorted(by_class) for item in _spread(by_class[c], share.get(c, 0))]
+
+    def load(items, root: Path) -> tuple[np.ndarray, list[str], list[str]]:
+        base = root if root.is_dir() else root.parent  # a folder, or a CSV of path,label
+        arrays, names, classes = [], [], []
+        for path, label in items:
+            image = read_image(path)
+            if image is None:
+                continue  # a corrupt file: `train` skipped it too
+            arrays.append(preprocess_for(info, image, resolution))
+            path = Path(path)
+            names.append(str(path.relative_to(base)) if path.is_relative_to(base) else str(path))
+            classes.append(dataset.classes[label])
+        if not arrays:
+            raise EdgeclsError(f"no readable image in {root} for calibration or parity: pass --calib DIR")
+        return np.stack(arrays), names, classes
+
+    calibration, calibration_names, calibration_classes = load(stratified(train_set, size), training.data)
+    parity, parity_names, parity_classes = load(stratified(val_set, min(MAX_CHECKPOINT_PARITY, len(val_set))),
+                                                 training.val or training.data)
+    held = "the validation folder " + str(training.val) if training.val else \
+        f"the held-out validation split of {training.data} (val_split {training.val_split:g}, seed {training.seed})"
+    sets = ImageSets(calibration, parity, str(training.data), calibration_names, parity_names, warnings,
+                     calibration_sources=sorted(set(calibration_classes)), parity_sources=sorted(set(parity_classes)),
+                     stratified=True, kind="checkpoint-data",
+                     calibration_from=f"{len(calibration)} training images of {training.data}, stratified by class "
+                                      "(the checkpoint's own data)",
+                     parity_from=f"{len(parity)} images of {held}, stratified by class (the checkpoint never trained on them)")
+    if len(calibration) < min(size, RECOMMENDED_CALIBRATION_SIZE):
+        sets.warnings.append(f"only {len(calibration)} calibration images in the training split of {training.data}: "
+                             f"int8 ranges may be poor; {RECOMMENDED_CALIBRATION_SIZE}+ recommended")
+    if len(set(parity_classes)) < len(dataset.classes):
+        sets.warnings.append(f"{len(dataset.classes)} classes but {len(parity)} parity images: "
+                             "some classes are not in the parity check")
+    return sets
+
+
 def pixel_bytes(images: np.ndarray, mean, std) -> np.ndarray:
     """Normalised NCHW images back to the RGB byte values they were made from (float32 0-255): the
     inputs of a ``--input-type uint8`` artifact. Exact, since preprocessing scales 8-bit crops."""
@@ -255,5 +399,6 @@ def load_image_sets(info, source: str | Path, resolution: int, size: int) -> Ima
     return folder_sets(info, path, resolution, size)
 
 
-__all__ = ["ImageSets", "PARITY_SOURCES", "tuning_views", "RECOMMENDED_CALIBRATION_SIZE", "builtin_sets", "folder_sets", "load_image_sets",
-           "pixel_bytes"]
+__all__ = ["ImageSets", "MAX_CHECKPOINT_PARITY", "MAX_FOLDER_PARITY", "PARITY_SOURCES", "RECOMMENDED_CALIBRATION_SIZE",
+           "TrainingData", "builtin_sets", "checkpoint_sets", "folder_sets", "load_image_sets", "pixel_bytes",
+           "training_data", "tuning_views"]

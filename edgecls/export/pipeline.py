@@ -239,7 +239,15 @@ def run_export(config: ExportConfig, log: Log | None = None) -> ExportRun:
         model = create_model(info.name, num_classes=config.num_classes, weights=config.weights,
                              pretrained=plan.pretrained, head_hidden=plan.head_hidden,
                              resolution=plan.resolution)
-    sets = load_image_sets(info, config.calib, plan.resolution, config.calib_size)
+    for note in plan.notes:
+        log(note)
+    if plan.training is not None:
+        from edgecls.export.calibration import checkpoint_sets
+
+        sets = checkpoint_sets(info, plan.training, plan.resolution, config.calib_size)
+        log(f"calibration and parity data: the checkpoint's own {plan.training.describe()}")
+    else:
+        sets = load_image_sets(info, config.calib, plan.resolution, config.calib_size)
     if "int8" in precisions:  # the calibration warnings only matter when something is calibrated
         for warning in sets.warnings:
             log(f"warning: {warning}")
@@ -443,7 +451,8 @@ class _EntryContext:
                            "input_type": config.input_type,
                            "in_graph": ("scale and normalisation (feed RGB bytes 0-255)" if config.input_type == "uint8"
                                         else "nothing")},
-            parity_rule=rule.as_dict(), calibration=self.sets.describe() if precision == "int8" else None,
+            parity_rule=rule.as_dict(), parity_inputs=self.sets.describe_parity(),
+            calibration=self.sets.describe() if precision == "int8" else None,
             # random weights: latency and size are real, the decisions are noise (parity is a cosine check)
             benchmark_only=weights == "random",
             # layers kept float, the tuning metric and the latency cost (edgecls.export.accuracy)

@@ -30,7 +30,10 @@ class ExportConfig:
     formats: Sequence[str] | None = None  # None: the target's formats (explicit --target) or all
     precisions: Sequence[str] | None = None  # None: fp32, or the target's precisions when --target is given
     extra_precisions: Sequence[str] = ()  # added to the above (--int8, --fp16, --bf16)
-    calib: str | Path = "builtin"
+    # "auto": a `train` checkpoint's own data (its training split calibrates, its held-out
+    # validation split checks parity) when the checkpoint records a folder that exists, else the
+    # built-in photos; "checkpoint" demands the former; "builtin" or a folder as given.
+    calib: str | Path = "auto"
     calib_size: int = DEFAULT_CALIB_SIZE
     resolution: int | None = None
     batch: int = 1
@@ -61,6 +64,8 @@ class ExportPlan:
     pretrained: bool = False  # the built-in weights: asked for, or the default of a model that has them
     classes: list[str] | None = None  # a `train` checkpoint's class names
     head_hidden: int | None = None  # a `train` checkpoint's hidden head layer
+    training: Any = None  # edgecls.export.calibration.TrainingData when calibration uses the checkpoint's data
+    notes: list[str] = dataclasses.field(default_factory=list)  # said once the run starts (why --calib auto chose builtin)
 
     def offered(self, fmt: str) -> list[str]:
         """The run's precisions that ``fmt`` offers (ExecuTorch has no fp16, NCNN no int8): asking
@@ -212,13 +217,36 @@ def make_plan(config: ExportConfig) -> ExportPlan:
         config = dataclasses.replace(config, num_classes=int(trained["num_classes"]),
                                      resolution=config.resolution or trained["preprocessing"]["resolution"])
     resolution = info.check_resolution(info.resolution if config.resolution is None else config.resolution)
+    calib, training, notes = _calibration_source(config, trained)
+    config = dataclasses.replace(config, calib=calib)
     check_settings(profile, formats, precisions)
     check_output_folder(Path(config.out))
     pretrained = config.pretrained or (config.weights is None and not config.random_weights
                                        and info.pretrained is not None and config.num_classes == info.num_classes)
     return ExportPlan(config, info, profile, formats, precisions, resolution, pretrained=pretrained,
                       classes=list(trained["classes"]) if trained else None,
-                      head_hidden=(trained or {}).get("head_hidden"))
+                      head_hidden=(trained or {}).get("head_hidden"), training=training, notes=notes)
+
+
+def _calibration_source(config: ExportConfig, trained: dict | None) -> tuple[str | Path, Any, list[str]]:
+    """(--calib resolved to "builtin", "checkpoint" or a folder, the checkpoint's TrainingData, notes)."""
+    calib = config.calib
+    if str(calib) not in ("auto", "checkpoint"):
+        return calib, None, []
+    from edgecls.export.calibration import training_data
+
+    if trained is None:
+        if str(calib) == "checkpoint":
+            raise InvalidArgumentError("--calib checkpoint needs --weights FILE written by `edgecls train` "
+                                       "(it records its data): pass --calib DIR or --calib builtin")
+        return "builtin", None, []
+    training, reason = training_data(trained, config.weights)
+    if training is not None:
+        return "checkpoint", training, []
+    if str(calib) == "checkpoint":
+        raise EdgeclsError(f"--calib checkpoint: {reason}: pass --calib DIR (images like the training data)")
+    return "builtin", None, [f"warning: {reason}: int8 calibrates and parity is checked on the built-in ImageNet photos, "
+                             "not on the data this model learned; pass --calib DIR"]
 
 
 __all__ = ["DEFAULT_CALIB_SIZE", "DEFAULT_TIMEOUT_SECONDS", "ExportConfig", "ExportPlan", "artifact_name",

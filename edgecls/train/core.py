@@ -342,7 +342,9 @@ def train(config: TrainConfig, log: Callable[[str], None] | None = None, show_pr
     meta = {
         "format": "edgecls-checkpoint", "version": 1, "model": info.name, "classes": classes,
         "num_classes": len(classes), "head_hidden": config.head_hidden, "preprocessing": preprocessing,
-        "train": {**{k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
+        # data and val absolute: `export --calib auto` finds them again from any folder
+        "train": {**{k: (str(Path(v).resolve()) if k in ("data", "val") and v is not None else
+                         str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
                   "best_epoch": best[1], "val_balanced_accuracy": best[0],
                   "train_counts": counts.tolist(), "val_counts": np.bincount(y_val, minlength=len(classes)).tolist()},
     }
