@@ -88,7 +88,8 @@ def _export_and_evaluate(trained: dict, formats: list[str], out: Path) -> None:
     from edgecls.runtime.run import run_artifact
 
     export = out / "export"
-    result = run_cli("export", MODEL, "--weights", str(trained["checkpoint"]), "--formats", ",".join(formats), "--int8",
+    int8 = ["--int8"] if any(f != "ncnn" for f in formats) else []  # asking ncnn alone for int8 is refused
+    result = run_cli("export", MODEL, "--weights", str(trained["checkpoint"]), "--formats", ",".join(formats), *int8,
                      "--out", str(export), cwd=out)
     assert result.returncode == 0, result.stdout + result.stderr
     entries = json.loads((export / "manifest.json").read_text())["artifacts"]
