@@ -65,9 +65,14 @@ def _print_results(results: dict) -> None:
     measured = results.get("measured_peak")
     if measured:
         for peak in measured["peaks"]:
-            console.print(f"  measured peak at {peak['threads']} thread(s): fp32 GEMM {peak['fp32_gflops']:.1f} GFLOP/s, "
-                          f"int8 GEMM {peak['int8_gops']:.1f} GOP/s, bandwidth {peak['bandwidth_gbs']:.1f} GB/s "
-                          f"({measured['runtime']}, {measured['method']['statistic']})")
+            winners = {precision: max(figures, key=figures.get) for precision, figures in
+                       (peak.get("by_library") or {}).items() if figures}
+            of = lambda precision: f" ({winners[precision]})" if precision in winners else ""  # noqa: E731
+            bf16 = f"bf16 GEMM {peak['bf16_gflops']:.1f} GFLOP/s{of('bf16')}, " if peak.get("bf16_gflops") else ""
+            console.print(f"  measured peak at {peak['threads']} thread(s): fp32 GEMM {peak['fp32_gflops']:.1f} GFLOP/s"
+                          f"{of('fp32')}, int8 GEMM {peak['int8_gops']:.1f} GOP/s{of('int8')}, {bf16}"
+                          f"bandwidth {peak['bandwidth_gbs']:.1f} GB/s ({measured['runtime']}, "
+                          f"{measured['method']['statistic']})")
         console.print("  % roof = achieved / min(compute peak of the precision, intensity x bandwidth); "
                       "intensity from MACs and artifact + input + output bytes (minimal traffic)")
     console.print(f"  {results['gflops_rule']}")
