@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 
 import numpy as np
@@ -112,19 +114,70 @@ def test_fp16_weights_keep_the_outputs(exported, holdout, reference):
     assert (out.argmax(1) == reference.argmax(1)).all()
 
 
-def test_int8_calibrated_on_photos_stays_close(exported, holdout, reference):
-    fp32, int8 = exported("fp32"), exported("int8")
+@pytest.fixture(scope="module")
+def nncf_int8(tmp_path_factory, model, info, calibration) -> Path:
+    folder = tmp_path_factory.mktemp("openvino_nncf")
+    request = make_request(model, info, calibration, folder / "work")
+    request.options = {"openvino": {"int8": {"quantizer": "nncf"}}}
+    dest = folder / f"{MODEL}_int8_nncf.xml"
+    EXPORTER().export(request, "int8", dest)
+    return dest
+
+
+@pytest.mark.parametrize("quantizer", ["onnxruntime", "nncf"])
+def test_int8_calibrated_on_photos_stays_close(quantizer, exported, nncf_int8, holdout, reference):
+    fp32 = exported("fp32")
+    int8 = exported("int8") if quantizer == "onnxruntime" else nncf_int8  # a CNN's default is onnxruntime's QDQ
     assert int8.with_suffix(".bin").stat().st_size < 0.35 * fp32.with_suffix(".bin").stat().st_size
     runner = OpenVinoRunner(int8, threads=1)
-    assert runner.metadata["int8_overflow_fix"] == "enable" and runner.metadata["int8_model_type"] == "cnn"
+    assert runner.metadata["int8_quantizer"] == quantizer
+    if quantizer == "nncf":
+        assert runner.metadata["int8_overflow_fix"] == "enable" and runner.metadata["int8_model_type"] == "cnn"
+    else:
+        assert json.loads(runner.metadata["int8_onnx_settings"])["per_channel"] is True
+    # the graph really runs int8 kernels (FakeQuantize folded into the convolutions), not float
+    assert runner.compute_precisions().get("int8", 0) + runner.compute_precisions().get("u8", 0) + \
+        runner.compute_precisions().get("i8", 0) > 10, runner.compute_precisions()
     out = runner.run(holdout)
     cosine = row_cosine(out, reference)
     agree = float((out.argmax(1) == reference.argmax(1)).mean())
-    print(f"\n{MODEL}@{RESOLUTION} int8: mean cosine {cosine.mean():.5f}, min {cosine.min():.5f}, top-1 agreement {agree:.2f}")
-    # Measured on an AVX2 CPU: mean 0.978, min 0.913 (the least confident photos), top-1 8/9.
+    print(f"\n{MODEL}@{RESOLUTION} int8 ({quantizer}): mean cosine {cosine.mean():.5f}, min {cosine.min():.5f}, "
+          f"top-1 agreement {agree:.2f}")
+    # Measured on an AVX2 CPU (NNCF): mean 0.978, min 0.913 (the least confident photos), top-1 8/9.
     # A broken calibration (wrong normalization or layout) lands far below these bounds.
     assert cosine.mean() >= 0.96 and cosine.min() >= 0.85, f"int8 cosine per image: {np.round(cosine, 4)}"
     assert agree >= 7 / 9
+
+
+def test_int8_channels_last_static_batch_through_onnxruntime(tmp_path, model, info, calibration, holdout, reference):
+    # The QDQ ONNX is NCHW whatever the artifact's layout; the IR gains the NHWC input once, in finish().
+    request = make_request(model, info, calibration, tmp_path / "work", batch=2, dynamic=False, nhwc=True)
+    dest = tmp_path / "nhwc_int8.xml"
+    OpenVinoExporter().export(request, "int8", dest)
+    runner = OpenVinoRunner(dest, threads=1)
+    assert runner.input_spec.shape == (2, RESOLUTION, RESOLUTION, 3) and runner.input_spec.layout == "NHWC"
+    assert runner.metadata["int8_quantizer"] == "onnxruntime", runner.metadata.get("int8_quantizer_fallback")
+    out = np.concatenate([runner.run(np.ascontiguousarray(holdout[i:i + 2].transpose(0, 2, 3, 1))) for i in (0, 2, 4, 6)])
+    assert row_cosine(out, reference[:8]).mean() >= 0.96
+
+
+def test_int8_falls_back_to_nncf_when_the_onnx_route_fails(tmp_path, model, info, calibration, monkeypatch):
+    import edgecls.export.onnx as onnx_export
+
+    def broken_capture(request):
+        raise RuntimeError("torch.onnx could not capture this model")
+
+    monkeypatch.setattr(onnx_export, "fp32_onnx", broken_capture)
+    request = make_request(model, info, calibration, tmp_path / "work")
+    dest = tmp_path / "fallback.xml"
+    OpenVinoExporter().export(request, "int8", dest)
+    metadata = OpenVinoRunner(dest, threads=1).metadata
+    assert metadata["int8_quantizer"] == "nncf"
+    assert metadata["int8_quantizer_fallback"] == "onnxruntime QDQ failed: torch.onnx could not capture this model"
+    # asked for by name, the route's failure is the export's failure
+    request.options = {"openvino": {"int8": {"quantizer": "onnxruntime"}}}
+    with pytest.raises(RuntimeError, match="could not capture"):
+        OpenVinoExporter().export(request, "int8", tmp_path / "named.xml")
 
 
 def test_channels_last_static_batch(tmp_path, model, info, calibration, holdout, reference):
@@ -181,7 +234,10 @@ def test_user_errors_are_one_line(tmp_path, model, info, calibration):
         exporter.export(make_request(model, info, calibration[:, :, :32], tmp_path), "int8", tmp_path / "x.xml")
     for options, message in (({"openvino": {"int8": {"overflow_fix": "sometimes"}}}, "overflow_fix"),
                              ({"openvino": {"int8": {"bits": 4}}}, "unknown"),
-                             ({"openvino": {"quantize": {}}}, "unknown")):
+                             ({"openvino": {"quantize": {}}}, "unknown"),
+                             ({"openvino": {"int8": {"quantizer": "pot"}}}, "quantizer must be one of"),
+                             ({"openvino": {"int8": {"quantizer": "onnxruntime", "float_layers": ["last"]}}},
+                              "float_nodes")):
         request = make_request(model, info, calibration, tmp_path)
         request.options = options
         with pytest.raises(InvalidArgumentError, match=message):

