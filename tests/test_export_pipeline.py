@@ -251,14 +251,23 @@ def test_unusable_calibration_folders(tmp_path, content):
 
 
 def test_shipped_profiles_load():
-    assert {"x86-avx2", "x86-vnni", "arm64"} <= set(list_profiles())
+    assert {"x86-avx2", "x86-vnni", "x86-amx", "arm64"} <= set(list_profiles())
     avx2 = load_profile("x86-avx2")
     assert avx2.options["onnx"]["int8"] == {"activation_type": "uint8", "weight_type": "int8", "reduce_range": True,
                                             "per_channel": True, "calibrate_method": "minmax"}
     assert load_profile("x86-vnni").options["onnx"]["int8"]["reduce_range"] is False
     assert load_profile("arm64").options["onnx"]["int8"]["activation_type"] == "int8"
     assert "fp16" in load_profile("arm64").precisions
-    assert detect_target() in ("x86-avx2", "x86-vnni", "arm64")
+    assert detect_target() in ("x86-avx2", "x86-vnni", "x86-amx", "arm64")
+    from edgecls.export.profiles import target_for
+
+    assert target_for("x86_64", "fpu avx2 avx512_vnni avx512_bf16 amx_bf16 amx_int8 amx_tile".split()) == "x86-amx"
+    assert target_for("x86_64", "avx2 avx512_vnni avx512_bf16".split()) == "x86-vnni"  # Zen 4: no AMX
+    assert target_for("x86_64", "avx2 avx_vnni".split()) == "x86-vnni"
+    assert target_for("x86_64", "avx2 fma".split()) == "x86-avx2"
+    assert target_for("aarch64", ["asimd", "bf16"]) == "arm64"
+    amx = load_profile("x86-amx")
+    assert "bf16" in amx.precisions and amx.options["onnx"]["int8"] == load_profile("x86-vnni").options["onnx"]["int8"]
 
 
 def test_kept_float_names_resolve_first_last_and_refuse_unknown():

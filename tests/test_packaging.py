@@ -82,7 +82,7 @@ def test_edgecls_comes_from_the_wheel(installed):
     assert probe.returncode == 0, probe.stderr
     module, targets, suites = (Path(line) for line in probe.stdout.split())
     assert venv in module.parents and REPO not in module.resolve().parents
-    assert {p.name for p in targets.glob("*.toml")} >= {"x86-avx2.toml", "x86-vnni.toml", "arm64.toml"}
+    assert {p.name for p in targets.glob("*.toml")} >= {"x86-avx2.toml", "x86-vnni.toml", "x86-amx.toml", "arm64.toml"}
     assert venv in targets.parents and venv in suites.parents
     # The shipped suite files are copies of the checkout's, not links back into it.
     for name in ("quick.toml", "zoo.toml"):

@@ -55,13 +55,19 @@ def list_profiles() -> list[str]:
 
 def detect_target() -> str:
     """The shipped profile that fits this CPU."""
-    machine = platform.machine().lower()
-    if machine in ("arm64", "aarch64"):
-        return "arm64"
     try:
         flags = Path("/proc/cpuinfo").read_text(errors="ignore").split()
     except OSError:
         flags = []
+    return target_for(platform.machine(), flags)
+
+
+def target_for(machine: str, flags: list[str]) -> str:
+    """The shipped profile for a CPU of architecture ``machine`` with /proc/cpuinfo ``flags``."""
+    if machine.lower() in ("arm64", "aarch64"):
+        return "arm64"
+    if {"amx_bf16", "amx_int8"} <= set(flags):
+        return "x86-amx"
     return "x86-vnni" if {"avx512_vnni", "avx_vnni"} & set(flags) else "x86-avx2"
 
 
@@ -117,4 +123,4 @@ def load_profile(target: str | None = None) -> TargetProfile:
     return TargetProfile(path.stem, path, str(data.get("description", "")), formats, list(precisions), threads, options)
 
 
-__all__ = ["TargetProfile", "detect_target", "list_profiles", "load_profile", "profile_dirs", "shipped_profile_dir"]
+__all__ = ["TargetProfile", "detect_target", "list_profiles", "load_profile", "profile_dirs", "shipped_profile_dir", "target_for"]
