@@ -201,21 +201,11 @@ def _check_folder(path: Path, option: str) -> None:
 
 def _add_roofline(results: dict, thread_counts: list, refresh: bool) -> None:
     """Roofline figures from the measured peaks: cached ones, or freshly measured with --calibrate-peak."""
-    from edgecls.bench.roofline import cached_peaks, calibrated_peaks, roofline_point
+    from edgecls.bench.roofline import attach_roofline
 
-    slug = results["device"]["slug"]
     if refresh:
-        counts = sorted({n for n in thread_counts if n} | {r["threads"] for r in results["results"] if r["threads"]})
-        typer.echo(f"measuring the peak at {', '.join(map(str, counts))} thread(s)...", err=True)
-        table = calibrated_peaks(counts, slug, refresh=True)
-    else:
-        table = cached_peaks(slug)
-    if table is None:
-        return
-    results["measured_peak"] = table.to_dict()
-    for record in results["results"]:
-        peak = table.for_threads(record["threads"])
-        record["roofline"] = roofline_point(record, peak) if peak else None
+        typer.echo("measuring the peak...", err=True)
+    attach_roofline(results, thread_counts, refresh=refresh)
 
 
 def _write_bench_plots(results: dict, folder: Path) -> None:

@@ -161,6 +161,25 @@ def test_int8_channels_last_static_batch_through_onnxruntime(tmp_path, model, in
     assert row_cosine(out, reference[:8]).mean() >= 0.96
 
 
+def test_auto_leaves_squeeze_excite_graphs_to_nncf(tmp_path):
+    # MobileNetV3's hard-swish and squeeze-excite (HardSigmoid, Mul) run faster from NNCF's placement
+    name, side = "mobilenetv3_small_075", 64
+    model, info = edgecls.create_model(name), edgecls.get_model_info(name)
+    calibration = np.random.default_rng(0).standard_normal((4, 3, side, side)).astype(np.float32)
+    request = ExportRequest(model=model, info=info, resolution=side, batch=1, dynamic_batch=False, nhwc=False, opset=18,
+                            calibration=calibration, workdir=tmp_path / "work")
+    dest = tmp_path / "mnv3.xml"
+    OpenVinoExporter().export(request, "int8", dest)
+    metadata = OpenVinoRunner(dest, threads=1).metadata
+    assert metadata["int8_quantizer"] == "nncf"
+    why = metadata["int8_quantizer_fallback"]
+    assert why.startswith("auto chose NNCF: the graph has ") and {"HardSigmoid", "Mul"} <= set(
+        why.removeprefix("auto chose NNCF: the graph has ").split(" (")[0].split(", ")), why
+    from edgecls.export.openvino import QDQ_SUITED_OPS
+
+    assert {"Conv", "Clip", "Relu"} <= QDQ_SUITED_OPS and not {"HardSigmoid", "Sigmoid", "Mul"} & QDQ_SUITED_OPS
+
+
 def test_int8_falls_back_to_nncf_when_the_onnx_route_fails(tmp_path, model, info, calibration, monkeypatch):
     import edgecls.export.onnx as onnx_export
 

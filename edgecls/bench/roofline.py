@@ -331,6 +331,24 @@ def tensor_bytes(shape: list[int] | tuple[int, ...], dtype: str) -> int:
     return count * _DTYPE_BYTES.get(str(dtype), 4)
 
 
+def attach_roofline(results: dict, thread_counts: list, refresh: bool = False) -> PeakTable | None:
+    """Give every record of a bench run its ``roofline`` (None where this machine has no measured
+    peak), and the run its ``measured_peak``: cached peaks, or measured now with ``refresh``.
+    Local runs and the device agent both call this, so a record has the same keys wherever it ran."""
+    slug = results["device"]["slug"]
+    if refresh:
+        counts = sorted({n for n in thread_counts if n} | {r["threads"] for r in results["results"] if r["threads"]})
+        table = calibrated_peaks(counts, slug, refresh=True)
+    else:
+        table = cached_peaks(slug)
+    if table is not None:
+        results["measured_peak"] = table.to_dict()
+    for record in results["results"]:
+        peak = table.for_threads(record["threads"]) if table is not None else None
+        record["roofline"] = roofline_point(record, peak) if peak else None
+    return table
+
+
 def roofline_point(record: dict, peak: MeasuredPeak) -> dict | None:
     """Where one benchmark record sits under the measured roofline; None without MACs or a file.
 

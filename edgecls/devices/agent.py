@@ -16,6 +16,7 @@ from pathlib import Path
 def run_spec(spec: dict) -> dict:
     from edgecls.bench.device import describe_device
     from edgecls.bench.harness import Target, run_benchmarks
+    from edgecls.bench.roofline import attach_roofline
     from edgecls.bench.stats import TimingConfig
 
     import edgecls
@@ -24,6 +25,7 @@ def run_spec(spec: dict) -> dict:
     # No thread count given: every usable core of the device, as a local `edgecls bench` does.
     threads = [n or describe_device().usable_cores for n in spec["threads"]]
     results = run_benchmarks(targets, threads, spec.get("batch", 1), TimingConfig(**spec["timing"]))
+    attach_roofline(results, threads)  # the device's own cached peaks, as a local run there would
     if spec.get("verify"):
         from edgecls.bench.verify import attach
 

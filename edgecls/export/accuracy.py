@@ -313,14 +313,10 @@ def _onnx_ranking(prepared: Path, qdq: Path, budget: Budget, request) -> list[di
 def _openvino_via_onnx(exporter, request, dest: Path, budget: Budget, log) -> dict:
     """OpenVINO int8 from onnxruntime's QDQ (the CNN default, see edgecls.export.openvino): the
     ONNX search, each candidate converted to an IR and judged by OpenVINO's own kernels."""
-    import dataclasses
-
-    from edgecls.export import onnx as onnx_export
     from edgecls.export import openvino as ov_export
 
     ov = ov_export._import_openvino()
-    # the internal ONNX of the route: NCHW, the exporter's native opset (see _int8_from_onnx_qdq)
-    nchw = dataclasses.replace(request, nhwc=False, opset=max(request.opset, onnx_export.DEFAULT_OPSET))
+    nchw = ov_export._qdq_request(request)  # the route's internal ONNX: NCHW, native opset
     plain = Path(request.workdir) / f"{dest.stem}.all-int8.xml"
 
     def build(float_nodes: list[str], path: Path | None = None) -> Path:
@@ -347,7 +343,7 @@ def _openvino(exporter, request, dest: Path, budget: Budget, log) -> dict:
     from edgecls.export import openvino as ov_export
 
     settings = ov_export.OpenVinoInt8Settings.from_request(request)
-    if settings.quantizer_for(request) == "onnxruntime":
+    if ov_export.uses_onnxruntime_qdq(request, settings):
         return _openvino_via_onnx(exporter, request, dest, budget, log)
     ov = ov_export._import_openvino()
     ov_model, converter = ov_export._converted_fp32(ov, request)

@@ -1,10 +1,12 @@
 """OpenVINO IR (.xml + .bin): fp32, fp16 (compressed weights), bf16 and int8.
 
-int8 has two quantizers (``[openvino.int8] quantizer``). "onnxruntime" (the default for CNNs):
+int8 has two quantizers (``[openvino.int8] quantizer``). "onnxruntime" (the default for CNNs
+whose activations are ReLU / ReLU6, see QDQ_SUITED_OPS):
 onnxruntime's static QDQ quantization of the fp32 ONNX, with the profile's ``[onnx.int8]``
 settings, converted by OpenVINO's ONNX frontend (its QuantizeLinear/DequantizeLinear pairs become
 FakeQuantize, which the CPU plugin runs as int8 kernels). "nncf": NNCF post-training quantization
-of the IR (the default for attention models, where NNCF's transformer mode is measured).
+of the IR (the default for attention models, where NNCF's transformer mode is measured, and for
+squeeze-excite / swish CNNs, which OpenVINO runs faster from NNCF's placement).
 Why onnxruntime for CNNs, measured 2026-12-06 on a Sapphire Rapids Xeon (AVX-512 VNNI, AMX), 1
 thread, OpenVINO 2026.4.1, NNCF 3.4.0, pretrained tf_efficientnet_lite0 at 224 px, 100 built-in
 calibration views, the 64 held-out parity views (top-1 agreement with PyTorch, mean / min cosine):
@@ -75,7 +77,8 @@ class OpenVinoInt8Settings:
     # SmoothQuant's alpha for MatMuls in transformer mode (NNCF's default 0.95; negative disables);
     # CNNs have no MatMul for it to smooth besides the classifier, so it is used only in transformer mode.
     smooth_quant_alpha: float | None = None
-    # "auto": onnxruntime's QDQ for CNNs, NNCF for attention models (see the module docstring);
+    # "auto": onnxruntime's QDQ for ReLU / ReLU6 CNNs, NNCF for attention models and squeeze-excite /
+    # swish CNNs (see the module docstring and QDQ_SUITED_OPS);
     # "onnxruntime" or "nncf" for every model. The settings above are NNCF's; with onnxruntime the
     # profile's [onnx.int8] table applies (its float_nodes keep layers float).
     quantizer: str = "auto"
@@ -311,27 +314,81 @@ def _quantize(ov_model: Any, request: ExportRequest, batch: int, settings: OpenV
     return quantized
 
 
-def _int8_from_onnx_qdq(ov: Any, request: ExportRequest, float_nodes: list[str] | None = None) -> tuple[Any, ExportRequest, str, str]:
+# ONNX ops whose QDQ placement OpenVINO runs as fast as NNCF's: convolutions with removable
+# activations (ReLU / ReLU6 fold into the output range). Squeeze-excite and swish / hard-swish
+# graphs (Sigmoid, HardSigmoid, Mul) get QuantizeLinear pairs around every elementwise op, which
+# OpenVINO runs slower than NNCF's convolution-input placement. Measured 2026-12-06 (Sapphire
+# Rapids Xeon, 1 thread, loaded machine, interleaved rounds in one process, median of 15 round
+# medians, random weights): mobilenetv3_large_100 onnxruntime QDQ 12.8-16.8 ms, the same without
+# QDQ on Sigmoid/Mul/HardSigmoid 11.7 ms, NNCF 7.4-10.1 ms; efficientnet_b0 31.3-37.4 / 24.0 /
+# 20.4-24.5 ms; ReLU6 / ReLU graphs: mobilenetv2_100 8.1 vs NNCF 7.5 ms, squeezenet1_1 3.8 vs
+# 4.8 ms, tf_efficientnet_lite0 4.9 vs 5.0 ms (p50, edgecls bench). Quantizing only the Conv
+# inputs is no way out: onnxruntime then quantizes each conv output before its ReLU6 (the Clip is
+# not fused), and pretrained Lite0 falls to 0.919 mean cosine (73 % agreement) in onnxruntime's own
+# float simulation as in OpenVINO.
+QDQ_SUITED_OPS = frozenset({"Conv", "Clip", "Relu", "Add", "Concat", "MaxPool", "AveragePool", "GlobalAveragePool",
+                            "ReduceMean", "Gemm", "MatMul", "Flatten", "Reshape", "Cast", "Div", "Sub"})
+
+
+def _qdq_request(request: ExportRequest) -> ExportRequest:
+    """The request of the route's internal ONNX: NCHW, the exporter's native opset (--opset is the
+    ONNX artifact's; a conversion down to 17 fails for some graphs, e.g. Pad of a static-batch Lite0)."""
+    import dataclasses
+
+    from edgecls.export.onnx import DEFAULT_OPSET
+
+    return dataclasses.replace(request, nhwc=False, opset=max(request.opset, DEFAULT_OPSET))
+
+
+def qdq_unsuited(fp32_onnx_path: Path) -> str | None:
+    """Why "auto" leaves this fp32 ONNX to NNCF (ops outside QDQ_SUITED_OPS), or None."""
+    import onnx
+
+    others = sorted({n.op_type for n in onnx.load(str(fp32_onnx_path), load_external_data=False).graph.node}
+                    - QDQ_SUITED_OPS)
+    return f"the graph has {', '.join(others)} (squeeze-excite / swish), where NNCF's int8 runs faster" if others else None
+
+
+def uses_onnxruntime_qdq(request: ExportRequest, settings: "OpenVinoInt8Settings") -> bool:
+    """Whether this request's int8 IR comes from onnxruntime's QDQ (else NNCF)."""
+    if settings.quantizer_for(request) != "onnxruntime":
+        return False
+    if settings.quantizer == "onnxruntime":
+        return True
+    from edgecls.export.onnx import fp32_onnx
+
+    return qdq_unsuited(fp32_onnx(_qdq_request(request))) is None
+
+
+class _QdqNotSuited(Exception):
+    """"auto" leaves this graph to NNCF (see QDQ_SUITED_OPS); the message says why."""
+
+
+def _int8_from_onnx_qdq(ov: Any, request: ExportRequest, float_nodes: list[str] | None = None,
+                        only_if_suited: bool = False) -> tuple[Any, ExportRequest, str, str]:
     """(int8 ov.Model, request, "int8", converter): onnxruntime's static QDQ quantization of the
     run's fp32 ONNX (the [onnx.int8] settings, plus ``float_nodes`` kept float), read by OpenVINO's
-    ONNX frontend. The ONNX is NCHW whatever the artifact's layout: finish() adds the layout."""
+    ONNX frontend. The ONNX is NCHW whatever the artifact's layout: finish() adds the layout.
+    ``only_if_suited``: raise _QdqNotSuited for graphs with ops outside QDQ_SUITED_OPS."""
     import dataclasses
     import json
 
-    from edgecls.export.onnx import DEFAULT_OPSET, OnnxInt8Settings, fp32_onnx, quantize_int8, request_options
+    from edgecls.export.onnx import OnnxInt8Settings, fp32_onnx, quantize_int8, request_options
 
     _checked_calibration(request)
     onnx_settings = OnnxInt8Settings.from_options(request_options(request, "onnx").get("int8"))
     if float_nodes:
         onnx_settings = dataclasses.replace(onnx_settings, float_nodes=[*onnx_settings.float_nodes, *float_nodes])
-    # The ONNX is internal here: the exporter's native opset (--opset is the ONNX artifact's; a
-    # conversion down to 17 fails for some graphs, e.g. Pad of a static-batch Lite0).
-    nchw = dataclasses.replace(request, nhwc=False, opset=max(request.opset, DEFAULT_OPSET))
+    nchw = _qdq_request(request)
     workdir = Path(request.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     qdq = workdir / f"openvino_int8_qdq_{os.getpid()}.onnx"
+    fp32 = fp32_onnx(nchw)
+    unsuited = qdq_unsuited(fp32) if only_if_suited else None
+    if unsuited:
+        raise _QdqNotSuited(unsuited)
     try:
-        used = quantize_int8(fp32_onnx(nchw), qdq, nchw, onnx_settings)
+        used = quantize_int8(fp32, qdq, nchw, onnx_settings)
         with _telemetry_disabled():
             ov_model = ov.convert_model(str(qdq))
     finally:
@@ -410,13 +467,15 @@ class OpenVinoExporter(Exporter):
         fallback = None
         if precision == "int8" and settings.quantizer_for(request) == "onnxruntime":
             try:
-                quantized = _int8_from_onnx_qdq(ov, request)
+                quantized = _int8_from_onnx_qdq(ov, request, only_if_suited=settings.quantizer == "auto")
             except (InvalidArgumentError, MissingDependencyError):
                 raise
+            except _QdqNotSuited as why:
+                fallback = f"auto chose NNCF: {why}"
             except Exception as error:  # noqa: BLE001 - the ONNX capture or quantizer failed: NNCF is the second route
                 if settings.quantizer != "auto":
                     raise
-                fallback = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+                fallback = "onnxruntime QDQ failed: " + (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
             else:
                 self.finish(ov, *quantized, dest)
                 return
@@ -431,7 +490,7 @@ class OpenVinoExporter(Exporter):
             ov_model = _quantize(ov_model, request, 1 if request.dynamic_batch else int(request.batch), settings)
             converter = f"{converter} + NNCF"
             if fallback:
-                ov_model.set_rt_info(f"onnxruntime QDQ failed: {fallback}", ["edgecls", "int8_quantizer_fallback"])
+                ov_model.set_rt_info(fallback, ["edgecls", "int8_quantizer_fallback"])
         self.finish(ov, ov_model, request, precision, converter, dest)
 
     def finish(self, ov: Any, ov_model: Any, request: ExportRequest, precision: str, converter: str, dest: Path) -> None:
