@@ -55,6 +55,9 @@ class OnnxInt8Settings:
     # "auto": ATTENTION_OP_TYPES for TRANSFORMER_FAMILIES, ORT's default for CNNs; "all": ORT's
     # default everywhere; or a list of ONNX op types to quantize.
     op_types: str | list[str] = "auto"
+    # Fold the mean output shift of each layer's weight rounding back into its bias
+    # (edgecls.export.bias_correction, where the measurements are).
+    bias_correction: bool = True
 
     @classmethod
     def from_options(cls, options: dict[str, Any] | None) -> "OnnxInt8Settings":
@@ -74,6 +77,8 @@ class OnnxInt8Settings:
         if not isinstance(settings.float_nodes, list) or not all(isinstance(n, str) for n in settings.float_nodes):
             raise InvalidArgumentError(f"[onnx.int8] float_nodes must be a list of node names or 'first' / 'last', "
                                        f"not {settings.float_nodes!r}")
+        if not isinstance(settings.bias_correction, bool):
+            raise InvalidArgumentError(f"[onnx.int8] bias_correction must be true or false, not {settings.bias_correction!r}")
         if not 50.0 < float(settings.percentile) <= 100.0:
             raise InvalidArgumentError(f"[onnx.int8] percentile must be in (50, 100], not {settings.percentile!r}")
         if settings.calibrate_method not in ("minmax", "entropy", "percentile"):
@@ -338,9 +343,14 @@ def quantize_int8(fp32_path: Path, dest: Path, request: ExportRequest, settings:
         nodes_to_exclude=float_nodes,
         extra_options={"CalibPercentile": float(settings.percentile)} if settings.calibrate_method == "percentile" else None,
     )
+    used = {**vars(settings), "op_types": op_types or "all", "float_nodes": float_nodes}
+    if settings.bias_correction:
+        from edgecls.export.bias_correction import correct_biases
+
+        reader.rewind()
+        used["bias_correction"] = correct_biases(partial, prepared, iter(reader.get_next, None), partial)
     model = onnx.load(str(partial))
     props = artifact_metadata(request, "int8")
-    used = {**vars(settings), "op_types": op_types or "all", "float_nodes": float_nodes}
     props["quantization"] = json.dumps(used)
     _set_metadata(model, props)
     onnx.save(model, str(dest))

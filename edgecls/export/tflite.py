@@ -71,6 +71,9 @@ class TFLiteInt8Settings:
     # Ops left in float: output tensor names, or "first" / "last" for the first / last conv or
     # fully-connected op. The accuracy budget adds the most sensitive ops here.
     float_ops: list = field(default_factory=list)
+    # Fold the mean output shift of each layer's weight rounding back into its int32 bias
+    # (edgecls.export.bias_correction; measured in the target profiles). int8 activations only.
+    bias_correction: bool = True
 
     @classmethod
     def from_request(cls, request: ExportRequest) -> "TFLiteInt8Settings":
@@ -85,6 +88,8 @@ class TFLiteInt8Settings:
                                        f"not {settings.activation_range!r}")
         if settings.activation_bits not in (8, 16):
             raise InvalidArgumentError(f"[tflite.int8] activation_bits must be 8 or 16, not {settings.activation_bits!r}")
+        if not isinstance(settings.bias_correction, bool):
+            raise InvalidArgumentError(f"[tflite.int8] bias_correction must be true or false, not {settings.bias_correction!r}")
         if not isinstance(settings.float_ops, list) or not all(isinstance(n, str) for n in settings.float_ops):
             raise InvalidArgumentError("[tflite.int8] float_ops must be a list of op output names or 'first' / 'last'")
         return settings
@@ -272,7 +277,12 @@ def _full_integer(content: bytes, request: ExportRequest, settings: "TFLiteInt8S
             ranges = calibrated_ranges(content, samples, recipe_manager, settings)
             int8 = aeq.quantizer.Quantizer(bytearray(content), recipe_manager.get_quantization_recipe())
             result = int8.quantize(ranges, enable_progress_bar=False, enable_progress_report=False)
-        return bytes(result.quantized_model)
+            quantized = bytes(result.quantized_model)
+            if settings.bias_correction and settings.activation_bits == 8:
+                from edgecls.export.bias_correction import correct_tflite_biases
+
+                quantized, _ = correct_tflite_biases(quantized, content, _calibration_batches(request))
+        return quantized
     except Exception as exc:
         raise EdgeclsError(
             f"ai-edge-quantizer cannot quantize {_model_name(request)} to int8: {_first_line(exc)}"
