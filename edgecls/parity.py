@@ -55,6 +55,9 @@ def wilson_interval(successes: int, total: int, z: float = _Z95) -> tuple[float,
     return float(max(0.0, centre - half)), float(min(1.0, centre + half))
 
 
+MAX_MISS_GAPS = 16  # the manifest keeps the smallest gaps of at most this many missed views
+
+
 @dataclass
 class ParityFigures:
     max_abs_diff: float
@@ -66,9 +69,25 @@ class ParityFigures:
     # 95 % Wilson interval of top1_agreement over ``inputs`` views (None in manifests written before it)
     agreement_low: float | None = None
     agreement_high: float | None = None
+    # For each view whose top-1 changed: how far apart the reference's top-1 and top-2 logits were,
+    # ascending (at most MAX_MISS_GAPS). Small gaps are near ties, which any perturbation of the
+    # logits flips either way; large ones are real damage. None in manifests written before it.
+    miss_gaps: list[float] | None = None
 
     def as_dict(self) -> dict:
-        return {k: (round(v, 8) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+        def rounded(value):
+            return round(value, 8) if isinstance(value, float) else value
+
+        return {k: ([rounded(x) for x in v] if isinstance(v, list) else rounded(v)) for k, v in asdict(self).items()}
+
+    def describe_misses(self) -> str:
+        """'5 misses, fp32 top-2 gaps 0.005-0.41' or ''."""
+        if not self.miss_gaps:
+            return ""
+        misses = round((1.0 - self.top1_agreement) * self.inputs)
+        low, high = self.miss_gaps[0], self.miss_gaps[-1]
+        span = f"{low:.3g}" if len(self.miss_gaps) == 1 else f"{low:.3g}-{high:.3g}"
+        return f"{misses} miss{'es' if misses != 1 else ''}, fp32 top-2 logit gap {span}"
 
 
 def compare(reference: np.ndarray, candidate: np.ndarray) -> ParityFigures:
@@ -83,9 +102,12 @@ def compare(reference: np.ndarray, candidate: np.ndarray) -> ParityFigures:
     scale = float(np.abs(ref).max()) or 1.0
     norms = np.linalg.norm(ref, axis=1) * np.linalg.norm(out, axis=1)
     cosines = np.where(norms > 0, (ref * out).sum(axis=1) / np.maximum(norms, 1e-30), 0.0)
-    agreed = int((ref.argmax(axis=1) == out.argmax(axis=1)).sum())
+    missed = ref.argmax(axis=1) != out.argmax(axis=1)
+    agreed = int((~missed).sum())
+    top2 = np.sort(ref, axis=1)[:, -2:] if ref.shape[1] > 1 else np.zeros((len(ref), 2))
+    gaps = sorted(float(g) for g in (top2[:, 1] - top2[:, 0])[missed])[:MAX_MISS_GAPS]
     return ParityFigures(abs_diff, abs_diff / scale, float(cosines.min()), float(cosines.mean()), agreed / len(ref),
-                         len(ref), *wilson_interval(agreed, len(ref)))
+                         len(ref), *wilson_interval(agreed, len(ref)), miss_gaps=gaps)
 
 
 @dataclass
@@ -107,7 +129,8 @@ class ParityRule:
         if self.min_mean_cosine is not None and not figures.mean_cosine >= self.min_mean_cosine:
             return f"mean cosine {figures.mean_cosine:.5f} < {self.min_mean_cosine}"
         if self.min_agreement is not None and not figures.top1_agreement >= self.min_agreement:
-            return f"top-1 agreement {figures.top1_agreement:.1%} < {self.min_agreement:.0%}"
+            misses = figures.describe_misses()
+            return f"top-1 agreement {figures.top1_agreement:.1%} < {self.min_agreement:.0%}" + (f" ({misses})" if misses else "")
         return None
 
     def as_dict(self) -> dict:

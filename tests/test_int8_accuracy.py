@@ -142,6 +142,29 @@ def test_parity_figures_carry_the_interval():
     assert (figures.agreement_low, figures.agreement_high) == pytest.approx(wilson_interval(61, 64))
 
 
+def test_parity_names_the_margin_of_every_missed_view():
+    rng = np.random.default_rng(1)
+    reference = rng.standard_normal((64, 10))
+    candidate = reference.copy()
+    # views 5 and 9 lose their top-1 to the runner-up by a nudge, view 20 outright
+    for view in (5, 9):
+        order = np.argsort(reference[view])
+        candidate[view, order[-2]] = reference[view, order[-1]] + 1e-3
+    candidate[20] = -candidate[20]
+    figures = compare(reference, candidate)
+    # the gaps, computed independently from the reference logits of the views that flipped
+    ordered = np.sort(reference, axis=1)
+    expected = sorted(float(ordered[v, -1] - ordered[v, -2]) for v in (5, 9, 20))
+    assert figures.miss_gaps == pytest.approx(expected)
+    assert figures.as_dict()["miss_gaps"] == pytest.approx(expected)
+    from edgecls.parity import rule_for
+
+    assert rule_for("int8", real_weights=True).check(figures) is None  # 61/64 = 95.3 % passes the 95 % gate
+    failing = rule_for("int8", real_weights=True, min_agreement=0.98).check(figures)
+    assert failing == (f"top-1 agreement 95.3% < 98% (3 misses, fp32 top-2 logit gap "
+                       f"{expected[0]:.3g}-{expected[-1]:.3g})")
+
+
 # -- stratified labeled calibration ------------------------------------------------------------
 
 
