@@ -187,7 +187,7 @@ def test_parity_figures_on_known_numbers():
     assert compare(ref, np.full_like(ref, np.nan)).min_cosine == -1.0
     assert rule_for("fp32", False).check(compare(ref, ref * (1 + 2e-4))).startswith("max relative diff")
     assert rule_for("int8", True, 0.5).check(shifted) is None
-    assert rule_for("int8", True).check(shifted) == "top-1 agreement 50.0% < 95%"
+    assert rule_for("int8", True).check(shifted) == "top-1 agreement 50.0% < 95% (1 miss, fp32 top-2 logit gap 3)"
 
 
 # -- calibration and parity images -------------------------------------------------------------
