@@ -21,7 +21,7 @@ from torch import nn
 from edgecls.errors import InvalidArgumentError
 from edgecls.models.layers import Mlp, MultiHeadSelfAttention
 from edgecls.models.registry import IMAGENET_MEAN, IMAGENET_STD, INCEPTION_MEAN, INCEPTION_STD, register_variant
-from edgecls.weights import rename_layout
+from edgecls.weights import child_rules, rename_layout
 
 # Width, depth, MLP width, heads of each ViT size, as the ViT size table of Zhai et al. (2022,
 # "Scaling Vision Transformers", Table 2) lists them; README's table is generated from these.
@@ -79,12 +79,10 @@ _torchvision_layout = rename_layout([
     (r"class_token", "cls_token"),
     (r"conv_proj\.(.+)", r"patch_embed.proj.\1"),
     (r"encoder\.pos_embedding", "pos_embed"),
-    (r"encoder\.layers\.encoder_layer_(\d+)\.ln_1\.(.+)", r"blocks.\1.norm1.\2"),
-    (r"encoder\.layers\.encoder_layer_(\d+)\.ln_2\.(.+)", r"blocks.\1.norm2.\2"),
     (r"encoder\.layers\.encoder_layer_(\d+)\.self_attention\.in_proj_(weight|bias)", r"blocks.\1.attn.qkv.\2"),
-    (r"encoder\.layers\.encoder_layer_(\d+)\.self_attention\.out_proj\.(.+)", r"blocks.\1.attn.proj.\2"),
-    (r"encoder\.layers\.encoder_layer_(\d+)\.mlp\.0\.(.+)", r"blocks.\1.mlp.fc1.\2"),
-    (r"encoder\.layers\.encoder_layer_(\d+)\.mlp\.3\.(.+)", r"blocks.\1.mlp.fc2.\2"),
+    *child_rules(r"encoder\.layers\.encoder_layer_(\d+)", r"blocks.\1", [
+        (r"ln_1", "norm1"), (r"ln_2", "norm2"), (r"self_attention\.out_proj", "attn.proj"), (r"mlp\.0", "mlp.fc1"),
+        (r"mlp\.3", "mlp.fc2")]),
     (r"encoder\.ln\.(.+)", r"norm.\1"),
     (r"heads\.head\.(.+)", r"head.\1"),
 ])
