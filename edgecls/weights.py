@@ -43,6 +43,15 @@ def rename_layout(rules: Iterable[tuple[str, str]]) -> LayoutConverter:
     return convert
 
 
+def child_rules(theirs: str, ours: str, children: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """rename_layout rules for the children of a repeated module: ``<theirs>.<child>.<rest>`` ->
+    ``<ours>.<our child>.<rest>`` per ``(child, our child)``. ``theirs`` and ``child`` are
+    patterns; ``ours`` and ``our child`` refer to their groups as \\1, \\2 ... in that order."""
+    prefix_groups = re.compile(theirs).groups
+    return [(rf"{theirs}\.{child}\.(.+)", f"{ours}.{name}.\\g<{prefix_groups + re.compile(child).groups + 1}>")
+            for child, name in children]
+
+
 def read_checkpoint(source: Any) -> dict:
     """A flat state dict from a path or a (possibly wrapped) mapping."""
     import torch

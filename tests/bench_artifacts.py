@@ -12,6 +12,16 @@ import numpy as np
 
 TINY_MACS = 8 * 32 * 32 * 27 + 8 * 10
 TINY_TFLITE = Path(__file__).parent / "data" / "bench_tiny.tflite"
+# The [timing] section of a test suite that times a tiny artifact: one warm-up run, at least five
+# timed runs, at most five seconds a cell (the runs count is what the tests check, never the time).
+QUICK_TIMING = """
+[timing]
+warmup_runs = 1
+warmup_seconds = 0
+min_runs = 5
+min_seconds = 0
+max_seconds = 5
+"""
 
 
 def write_tiny_onnx(path: Path, batch: int | str = 1, metadata: dict | None = None) -> Path:

@@ -130,7 +130,7 @@ def test_results_path_is_per_device_and_date(tmp_path):
 
 
 def test_run_suite_benchmarks_the_cache_and_lists_what_is_missing(tmp_path):
-    from bench_artifacts import write_tiny_onnx
+    from bench_artifacts import QUICK_TIMING, write_tiny_onnx
     from edgecls.suite import run_suite
 
     suite_file = write(tmp_path, """
@@ -140,12 +140,7 @@ formats = ["onnx"]
 precisions = ["fp32", "int8"]
 threads = [1]
 torch_baseline = false
-[timing]
-warmup_runs = 1
-warmup_seconds = 0
-min_runs = 5
-min_seconds = 0
-max_seconds = 5
+""" + QUICK_TIMING + """
 [export]
 dir = "cache"
 [output]

@@ -18,7 +18,7 @@ import sys
 import threading
 from pathlib import Path
 
-from bench_artifacts import TINY_TFLITE, write_tiny_onnx
+from bench_artifacts import QUICK_TIMING, TINY_TFLITE, write_tiny_onnx
 from sshd import free_port, start_sshd
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,14 +40,7 @@ torch_baseline = false
 weights = "random"
 devices = ["a", "b"]
 devices_file = "devices.toml"
-
-[timing]
-warmup_runs = 1
-warmup_seconds = 0
-min_runs = 5
-min_seconds = 0
-max_seconds = 5
-
+""" + QUICK_TIMING + """
 [export]
 dir = "exports"
 calib_size = 4

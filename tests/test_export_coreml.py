@@ -12,18 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 import sys
 
 import pytest
 
 pytest.importorskip("coremltools")
 
-import torch  # noqa: E402
-
 import edgecls  # noqa: E402
-from edgecls.export.base import ExportRequest  # noqa: E402
-from edgecls.export.calibration import builtin_sets  # noqa: E402
+from export_case import case_fixture, missing_dependency_messages  # noqa: E402
 from edgecls.export.registry import exporter_class  # noqa: E402
 
 MODEL = "mobilenetv1_025"
@@ -42,13 +38,12 @@ def _ops(path) -> dict[str, int]:
     return counts
 
 
+case = case_fixture(MODEL, RESOLUTION, 4)
+
+
 @pytest.fixture(scope="module")
-def request_(tmp_path_factory):
-    torch.manual_seed(0)
-    model = edgecls.create_model(MODEL).eval()
-    sets = builtin_sets(model.edgecls_info, RESOLUTION, 4)
-    return ExportRequest(model=model, info=model.edgecls_info, resolution=RESOLUTION, batch=1, dynamic_batch=False,
-                         nhwc=False, opset=18, calibration=sets.calibration, workdir=tmp_path_factory.mktemp("cm"))
+def request_(case):
+    return case[0]
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
@@ -106,17 +101,8 @@ def test_pipeline_records_unverified(tmp_path):
 
 
 def test_missing_coremltools_names_the_extra(tmp_path):
-    code = (
-        "import sys; sys.modules['coremltools'] = None\n"
-        "from edgecls.errors import MissingDependencyError\n"
-        "from edgecls.export.registry import exporter_class\n"
-        "try:\n"
-        "    exporter_class('coreml')().export(None, 'fp32', None)\n"
-        "except MissingDependencyError as exc:\n"
-        "    print(exc)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=tmp_path, env={"PYTHONPATH": ":".join(sys.path)}).stdout.splitlines()
+    out = missing_dependency_messages(tmp_path, ["coremltools"],
+                                      ["exporter_class('coreml')().export(None, 'fp32', None)"])
     assert len(out) == 1 and "pip install 'edgecls[coreml]'" in out[0]
 
 

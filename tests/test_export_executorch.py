@@ -8,8 +8,6 @@ same graph, int8 must keep the logit direction (the pipeline's random-weights ru
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +15,8 @@ import pytest
 
 pytest.importorskip("executorch")
 
-import torch  # noqa: E402
-
 import edgecls  # noqa: E402
-from export_case import export_case  # noqa: E402
+from export_case import case_fixture, check_converted, missing_dependency_messages  # noqa: E402
 from edgecls.errors import InvalidArgumentError  # noqa: E402
 from edgecls.export.base import ExportRequest  # noqa: E402
 from edgecls.parity import FP32_MAX_REL_DIFF, INT8_RANDOM_MIN_COSINE, compare  # noqa: E402
@@ -30,34 +26,17 @@ from edgecls.runtime.run import run_artifact  # noqa: E402
 MODEL = "mobilenetv1_025"
 RESOLUTION = 32
 
-
-@pytest.fixture(scope="module")
-def case(tmp_path_factory):
-    return export_case(MODEL, RESOLUTION, 8, tmp_path_factory.mktemp("et"))
+case = case_fixture(MODEL, RESOLUTION, 8)
 
 
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
 def test_pte_matches_pytorch(case, precision):
-    request, sets, reference, workdir = case
-    exporter = exporter_class("executorch")()
-    dest = workdir / f"m_{precision}.pte"
-    exporter.export(request, precision, dest)
-    outputs, described = run_artifact(dest, sets.parity)
-    figures = compare(reference, outputs)
-    assert described["runtime"] == "executorch"
-    assert described["input"]["shape"] == [1, 3, RESOLUTION, RESOLUTION]
-    if precision == "fp32":
-        assert figures.max_rel_diff <= FP32_MAX_REL_DIFF
-    else:
-        assert figures.min_cosine >= INT8_RANDOM_MIN_COSINE
-        fp32 = workdir / "m_fp32.pte"
-        if not fp32.exists():  # the fp32 case may have run in another worker or not at all
-            exporter.export(request, "fp32", fp32)
-        assert dest.stat().st_size < 0.5 * fp32.stat().st_size  # int8 weights
-    sidecar = json.loads((workdir / f"m_{precision}.pte.json").read_text())
+    # int8 weights: under half the fp32 program
+    exporter, dest = check_converted(case, "executorch", precision, "m_{}.pte", INT8_RANDOM_MIN_COSINE, 0.5)
+    sidecar = json.loads(dest.with_name(dest.name + ".json").read_text())
     assert [p.name for p in exporter.side_files(dest)] == [f"m_{precision}.pte.json"]
     assert sidecar["name"] == MODEL and sidecar["precision"] == precision
-    assert sidecar["mean"] == list(request.info.mean) and len(sidecar["labels"]) == 1000
+    assert sidecar["mean"] == list(case[0].info.mean) and len(sidecar["labels"]) == 1000
     assert sidecar["edgecls_version"] == edgecls.__version__
 
 
@@ -94,18 +73,7 @@ def test_fp16_and_dynamic_batch_refused(case):
 
 def test_missing_executorch_names_the_extra(tmp_path):
     """Without the package the exporter and the runner fail with one line naming the extra."""
-    code = (
-        "import sys; sys.modules['executorch'] = None\n"
-        "from edgecls.errors import MissingDependencyError\n"
-        "from edgecls.export.registry import exporter_class\n"
-        "from edgecls.runtime.registry import runner_class\n"
-        "for call in (lambda: exporter_class('executorch')().export(None, 'fp32', None),\n"
-        "             lambda: runner_class('executorch')('x.pte')):\n"
-        "    try:\n"
-        "        call()\n"
-        "    except MissingDependencyError as exc:\n"
-        "        print(exc)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=tmp_path, env={"PYTHONPATH": ":".join(sys.path)}).stdout.splitlines()
+    out = missing_dependency_messages(tmp_path, ["executorch"],
+                                      ["exporter_class('executorch')().export(None, 'fp32', None)",
+                                       "runner_class('executorch')('x.pte')"])
     assert len(out) == 2 and all("pip install 'edgecls[executorch]'" in line for line in out)

@@ -7,57 +7,35 @@ layer kinds the zoo's CNNs are made of, and pnnx converts it in seconds.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 pytest.importorskip("pnnx")
 pytest.importorskip("ncnn")
 
-import torch  # noqa: E402
-
 import edgecls  # noqa: E402
-from export_case import export_case  # noqa: E402
+from export_case import case_fixture, check_converted, missing_dependency_messages  # noqa: E402
 from edgecls.errors import InvalidArgumentError  # noqa: E402
 from edgecls.export.base import ExportRequest  # noqa: E402
-from edgecls.parity import FP16_MIN_COSINE, FP32_MAX_REL_DIFF, compare  # noqa: E402
+from edgecls.parity import FP16_MIN_COSINE  # noqa: E402
 from edgecls.export.registry import exporter_class  # noqa: E402
-from edgecls.runtime.run import run_artifact  # noqa: E402
 
 MODEL = "mobilenetv2_035"
 RESOLUTION = 32
 
-
-@pytest.fixture(scope="module")
-def case(tmp_path_factory):
-    return export_case(MODEL, RESOLUTION, 4, tmp_path_factory.mktemp("ncnn"))
+case = case_fixture(MODEL, RESOLUTION, 4)
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 def test_ncnn_matches_pytorch(case, precision):
-    request, sets, reference, workdir = case
-    exporter = exporter_class("ncnn")()
-    dest = workdir / f"m_{precision}.ncnn.param"
-    exporter.export(request, precision, dest)
+    # fp16 weights are stored as float16: about half the float32 .bin
+    exporter, dest = check_converted(case, "ncnn", precision, "m_{}.ncnn.param", FP16_MIN_COSINE, 0.6,
+                                     model_file=lambda param: param.with_suffix(".bin"))
     assert sorted(p.name for p in exporter.side_files(dest)) == [f"m_{precision}.ncnn.bin",
                                                                  f"m_{precision}.ncnn.param.json"]
     assert all(p.is_file() for p in exporter.side_files(dest))
-    outputs, described = run_artifact(dest, sets.parity)
-    figures = compare(reference, outputs)
-    assert described["runtime"] == "ncnn" and described["input"]["shape"] == [1, 3, RESOLUTION, RESOLUTION]
-    if precision == "fp32":
-        assert figures.max_rel_diff <= FP32_MAX_REL_DIFF
-    else:
-        assert figures.min_cosine >= FP16_MIN_COSINE
-        # weights stored as float16: half the float32 .bin
-        fp32 = workdir / "m_fp32.ncnn.param"
-        if not fp32.exists():  # the fp32 case may have run in another worker or not at all
-            exporter.export(request, "fp32", fp32)
-        assert dest.with_suffix(".bin").stat().st_size < 0.6 * fp32.with_suffix(".bin").stat().st_size
-    meta = json.loads((workdir / f"m_{precision}.ncnn.param.json").read_text())
+    meta = json.loads(dest.with_name(dest.name + ".json").read_text())
     assert meta["input_shape"] == [3, RESOLUTION, RESOLUTION] and meta["precision"] == precision
     assert len(meta["labels"]) == 1000 and meta["edgecls_version"] == edgecls.__version__
 
@@ -73,20 +51,9 @@ def test_batch_and_int8_refused(case):
 
 
 def test_missing_packages_name_the_extra(tmp_path):
-    code = (
-        "import sys; sys.modules['pnnx'] = None; sys.modules['ncnn'] = None\n"
-        "from edgecls.errors import MissingDependencyError\n"
-        "from edgecls.export.registry import exporter_class\n"
-        "from edgecls.runtime.registry import runner_class\n"
-        "for call in (lambda: exporter_class('ncnn')().export(None, 'fp32', None),\n"
-        "             lambda: runner_class('ncnn')('x.param')):\n"
-        "    try:\n"
-        "        call()\n"
-        "    except MissingDependencyError as exc:\n"
-        "        print(exc)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=tmp_path, env={"PYTHONPATH": ":".join(sys.path)}).stdout.splitlines()
+    out = missing_dependency_messages(tmp_path, ["pnnx", "ncnn"],
+                                      ["exporter_class('ncnn')().export(None, 'fp32', None)",
+                                       "runner_class('ncnn')('x.param')"])
     assert len(out) == 2 and all("pip install 'edgecls[ncnn]'" in line for line in out)
 
 

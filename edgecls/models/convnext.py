@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from edgecls.models.layers import LayerNorm2d, Mlp
-from edgecls.models.registry import register_model
+from edgecls.models.registry import register_variant
 from edgecls.weights import StateDict, rename_layout
 
 # Per variant: (channels per stage, blocks per stage, conv_mlp).
@@ -31,30 +31,13 @@ MLP_RATIO = 4
 LN_EPS = 1e-6
 
 
-class ConvMlp(nn.Module):
-    """The MLP as 1x1 convolutions on an NCHW map."""
-
-    def __init__(self, dim: int, hidden: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Conv2d(dim, hidden, 1)
-        self.act = nn.GELU()
-        self.fc2 = nn.Conv2d(hidden, dim, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
-
-
 class ConvNeXtBlock(nn.Module):
     def __init__(self, dim: int, conv_mlp: bool) -> None:
         super().__init__()
         self.conv_mlp = conv_mlp
         self.conv_dw = nn.Conv2d(dim, dim, 7, padding=3, groups=dim)
-        if conv_mlp:
-            self.norm: nn.Module = LayerNorm2d(dim, eps=LN_EPS)
-            self.mlp: nn.Module = ConvMlp(dim, MLP_RATIO * dim)
-        else:
-            self.norm = nn.LayerNorm(dim, eps=LN_EPS)
-            self.mlp = Mlp(dim, MLP_RATIO * dim)
+        self.norm = LayerNorm2d(dim, eps=LN_EPS) if conv_mlp else nn.LayerNorm(dim, eps=LN_EPS)
+        self.mlp = Mlp(dim, MLP_RATIO * dim, conv=conv_mlp)
         self.gamma = nn.Parameter(torch.full((dim,), 1e-6))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -135,34 +118,17 @@ class ConvNeXtTiny(ConvNeXt):
     checkpoint_layouts = {"torchvision": _torchvision_layout(CONVNEXT_CONFIGS["tiny"][1])}
 
 
-def _meta(refs: tuple[str, ...], top1: float, paper_madds: float | None, crop_pct: float = 0.95) -> dict:
-    return dict(resolution=224, crop_pct=crop_pct, interpolation="bicubic", references=refs, top1=top1,
-                paper_madds=paper_madds, resolution_multiple=32)
+def _register(name: str, model: type[ConvNeXt], top1: float, paper_madds: float | None, crop_pct: float = 0.95) -> None:
+    size = name.removeprefix("convnext_")
+    refs = (f"timm:{name}",) + (("torchvision:convnext_tiny",) if model is ConvNeXtTiny else ())
+    register_variant(name, model, *CONVNEXT_CONFIGS[size], resolution=224, crop_pct=crop_pct, interpolation="bicubic",
+                     references=refs, top1=top1, paper_madds=paper_madds, resolution_multiple=32)
 
 
 # Atto ... Nano: timm's ImageNet-1k weights at 224 (timm's release notes / model cards; trained at
 # 224, crop 0.95); their MACs are timm's own count, there is no paper.
-@register_model(**_meta(("timm:convnext_atto",), 75.7, None))
-def convnext_atto(num_classes: int = 1000) -> ConvNeXt:
-    return ConvNeXt(*CONVNEXT_CONFIGS["atto"], num_classes=num_classes)
-
-
-@register_model(**_meta(("timm:convnext_femto",), 77.5, None))
-def convnext_femto(num_classes: int = 1000) -> ConvNeXt:
-    return ConvNeXt(*CONVNEXT_CONFIGS["femto"], num_classes=num_classes)
-
-
-@register_model(**_meta(("timm:convnext_pico",), 79.5, None))
-def convnext_pico(num_classes: int = 1000) -> ConvNeXt:
-    return ConvNeXt(*CONVNEXT_CONFIGS["pico"], num_classes=num_classes)
-
-
-@register_model(**_meta(("timm:convnext_nano",), 80.8, None))
-def convnext_nano(num_classes: int = 1000) -> ConvNeXt:
-    return ConvNeXt(*CONVNEXT_CONFIGS["nano"], num_classes=num_classes)
-
-
+TIMM_TOP1 = {"atto": 75.7, "femto": 77.5, "pico": 79.5, "nano": 80.8}
+for _size, _top1 in TIMM_TOP1.items():
+    _register(f"convnext_{_size}", ConvNeXt, _top1, None)
 # The paper's Table 1: ConvNeXt-T, ImageNet-1k, 224, 4.5 GFLOPs, 82.1 % (crop 0.875 there).
-@register_model(**_meta(("timm:convnext_tiny", "torchvision:convnext_tiny"), 82.1, 4500, crop_pct=0.875))
-def convnext_tiny(num_classes: int = 1000) -> ConvNeXt:
-    return ConvNeXtTiny(*CONVNEXT_CONFIGS["tiny"], num_classes=num_classes)
+_register("convnext_tiny", ConvNeXtTiny, 82.1, 4500, crop_pct=0.875)

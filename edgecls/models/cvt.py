@@ -16,7 +16,7 @@ from torch import nn
 
 from edgecls.models.layers import Mlp, attention, merge_heads, split_heads
 from edgecls.models.registry import register_model
-from edgecls.weights import rename_layout
+from edgecls.weights import child_rules, rename_layout
 
 # Per stage: (embedding kernel, stride, padding, width, heads, depth, class token).
 CVT_CONFIGS = {
@@ -113,21 +113,16 @@ class CvtStage(nn.Module):
 
 _prefix = r"cvt\.encoder\.stages\.(\d+)"
 _layer = rf"{_prefix}\.layers\.(\d+)"
-_attn = rf"{_layer}\.attention\.attention"
+_qkv = r"attention\.attention\.convolution_projection_(q|k|v)\w+\.convolution_projection"
 _transformers_layout = rename_layout([
-    (rf"{_prefix}\.embedding\.convolution_embeddings\.projection\.(.+)", r"stages.\1.embed.proj.\2"),
-    (rf"{_prefix}\.embedding\.convolution_embeddings\.normalization\.(.+)", r"stages.\1.embed.norm.\2"),
+    *child_rules(rf"{_prefix}\.embedding\.convolution_embeddings", r"stages.\1.embed",
+                 [(r"projection", "proj"), (r"normalization", "norm")]),
     (rf"{_prefix}\.cls_token", r"stages.\1.cls_token"),
-    (rf"{_attn}\.convolution_projection_(q|k|v)\w+\.convolution_projection\.convolution\.(.+)",
-     r"stages.\1.blocks.\2.attn.conv_\3.conv.\4"),
-    (rf"{_attn}\.convolution_projection_(q|k|v)\w+\.convolution_projection\.normalization\.(.+)",
-     r"stages.\1.blocks.\2.attn.conv_\3.bn.\4"),
-    (rf"{_attn}\.projection_(q|k|v)\w+\.(.+)", r"stages.\1.blocks.\2.attn.proj_\3.\4"),
-    (rf"{_layer}\.attention\.output\.dense\.(.+)", r"stages.\1.blocks.\2.attn.proj.\3"),
-    (rf"{_layer}\.intermediate\.dense\.(.+)", r"stages.\1.blocks.\2.mlp.fc1.\3"),
-    (rf"{_layer}\.output\.dense\.(.+)", r"stages.\1.blocks.\2.mlp.fc2.\3"),
-    (rf"{_layer}\.layernorm_before\.(.+)", r"stages.\1.blocks.\2.norm1.\3"),
-    (rf"{_layer}\.layernorm_after\.(.+)", r"stages.\1.blocks.\2.norm2.\3"),
+    *child_rules(_layer, r"stages.\1.blocks.\2", [
+        (rf"{_qkv}\.convolution", r"attn.conv_\3.conv"), (rf"{_qkv}\.normalization", r"attn.conv_\3.bn"),
+        (r"attention\.attention\.projection_(q|k|v)\w+", r"attn.proj_\3"), (r"attention\.output\.dense", "attn.proj"),
+        (r"intermediate\.dense", "mlp.fc1"), (r"output\.dense", "mlp.fc2"), (r"layernorm_before", "norm1"),
+        (r"layernorm_after", "norm2")]),
     (r"layernorm\.(.+)", r"norm.\1"),
     (r"classifier\.(.+)", r"head.\1"),
 ])

@@ -26,11 +26,11 @@ from edgecls.models.layers import (
     ActLayer,
     DepthwiseSeparable,
     InvertedResidual,
+    MobileNetBase,
     SqueezeExcite,
-    create_conv2d,
     make_divisible,
 )
-from edgecls.models.registry import INCEPTION_MEAN, INCEPTION_STD, register_model
+from edgecls.models.registry import INCEPTION_MEAN, INCEPTION_STD, register_variant
 from edgecls.weights import rename_layout
 
 # The B0 network, one row per stage:
@@ -49,23 +49,23 @@ STEM_CHANNELS = 32
 HEAD_CHANNELS = 1280
 SE_RATIO = 0.25  # of the block's input channels, not of the expanded ones
 
-# Compound scaling per variant: (width multiplier, depth multiplier, resolution, dropout).
+# Compound scaling per variant: (width multiplier, depth multiplier, resolution, dropout, paper
+# MAdds in millions).
 EFFICIENTNET_SCALING = {
-    "b0": (1.0, 1.0, 224, 0.2),
-    "b1": (1.0, 1.1, 240, 0.2),
-    "b2": (1.1, 1.2, 260, 0.3),
-    "b3": (1.2, 1.4, 300, 0.3),
-    "b4": (1.4, 1.8, 380, 0.4),
-    "b5": (1.6, 2.2, 456, 0.4),
-    "b6": (1.8, 2.6, 528, 0.5),
-    "b7": (2.0, 3.1, 600, 0.5),
+    "b0": (1.0, 1.0, 224, 0.2, 390),
+    "b1": (1.0, 1.1, 240, 0.2, 700),
+    "b2": (1.1, 1.2, 260, 0.3, 1000),
+    "b3": (1.2, 1.4, 300, 0.3, 1800),
+    "b4": (1.4, 1.8, 380, 0.4, 4200),
+    "b5": (1.6, 2.2, 456, 0.4, 9900),
+    "b6": (1.8, 2.6, 528, 0.5, 19000),
+    "b7": (2.0, 3.1, 600, 0.5, 37000),
 }
+# Lite N takes BN's width, depth and resolution (as timm evaluates them) with its own dropout and
+# MAdds (the TF EfficientNet-Lite README's).
 EFFICIENTNET_LITE_SCALING = {
-    "lite0": (1.0, 1.0, 224, 0.2),
-    "lite1": (1.0, 1.1, 240, 0.2),
-    "lite2": (1.1, 1.2, 260, 0.3),
-    "lite3": (1.2, 1.4, 300, 0.3),
-    "lite4": (1.4, 1.8, 380, 0.3),
+    f"lite{n}": (*EFFICIENTNET_SCALING[f"b{n}"][:3], dropout, madds)
+    for n, (dropout, madds) in enumerate(((0.2, 407), (0.2, 631), (0.3, 899), (0.3, 1440), (0.3, 2640)))
 }
 
 TF_BN_EPS = 1e-3  # TensorFlow's BatchNorm default, baked into TF-trained statistics
@@ -169,7 +169,7 @@ def convert_efficientnet_pytorch(state: dict) -> dict:
     return out
 
 
-class EfficientNet(nn.Module):
+class EfficientNet(MobileNetBase):
     checkpoint_layouts = {
         "timm": dict,  # our module names are timm's
         "torchvision": rename_layout(_torchvision_rules()),
@@ -187,45 +187,27 @@ class EfficientNet(nn.Module):
             return make_divisible(channels * config.width, 8)
 
         stem_ch = STEM_CHANNELS if config.lite else scaled(STEM_CHANNELS)
-        self.conv_stem = create_conv2d(3, stem_ch, 3, stride=2, tf_same=same)
-        self.bn1 = nn.BatchNorm2d(stem_ch, eps=eps)
-        self.act1 = act()
+        self.init_stem(stem_ch, act, bn_eps=eps, tf_same=same)
 
-        stages = []
-        in_ch = stem_ch
-        for (kind, _, kernel, stride, expand, out), repeats in zip(EFFICIENTNET_B0_STAGES, stage_repeats(config)):
-            out_ch = scaled(out)
-            blocks = []
-            for index in range(repeats):
-                block_stride = stride if index == 0 else 1
-                # The squeeze width is a share of the block's input channels, not of the expanded ones.
-                se = _squeeze_excite(max(1, int(in_ch * SE_RATIO)), act) if use_se else None
-                if kind == "ds":
-                    blocks.append(DepthwiseSeparable(in_ch, out_ch, kernel, block_stride, act=act, se=se,
-                                                     bn_eps=eps, tf_same=same))
-                else:
-                    blocks.append(InvertedResidual(in_ch, out_ch, in_ch * expand, kernel, block_stride, act=act,
-                                                   se=se, bn_eps=eps, tf_same=same))
-                in_ch = out_ch
-            stages.append(nn.Sequential(*blocks))
-        self.blocks = nn.Sequential(*stages)
+        def block(in_ch: int, row: tuple[str, int, int, int, int]) -> tuple[nn.Module, int]:
+            kind, kernel, stride, expand, out_ch = row
+            # The squeeze width is a share of the block's input channels, not of the expanded ones.
+            se = _squeeze_excite(max(1, int(in_ch * SE_RATIO)), act) if use_se else None
+            if kind == "ds":
+                return DepthwiseSeparable(in_ch, out_ch, kernel, stride, act=act, se=se, bn_eps=eps,
+                                          tf_same=same), out_ch
+            return InvertedResidual(in_ch, out_ch, in_ch * expand, kernel, stride, act=act, se=se, bn_eps=eps,
+                                    tf_same=same), out_ch
+
+        # A stage's first block strides, the others keep the size.
+        stages = [[(kind, kernel, stride if index == 0 else 1, expand, scaled(out)) for index in range(repeats)]
+                  for (kind, _, kernel, stride, expand, out), repeats
+                  in zip(EFFICIENTNET_B0_STAGES, stage_repeats(config))]
+        in_ch = self.init_blocks(stem_ch, stages, block)
 
         self.num_features = HEAD_CHANNELS if config.lite else scaled(HEAD_CHANNELS)
-        self.conv_head = create_conv2d(in_ch, self.num_features, 1)
-        self.bn2 = nn.BatchNorm2d(self.num_features, eps=eps)
-        self.act2 = act()
-        rate = config.dropout if dropout is None else dropout
-        self.dropout = nn.Dropout(rate) if rate > 0 else nn.Identity()
-        self.classifier = nn.Linear(self.num_features, num_classes)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.act1(self.bn1(self.conv_stem(x)))
-        x = self.blocks(x)
-        return self.act2(self.bn2(self.conv_head(x)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.forward_features(x).mean((2, 3))
-        return self.classifier(self.dropout(x))
+        self.init_head(in_ch, self.num_features, num_classes, config.dropout if dropout is None else dropout, act,
+                       bn_eps=eps)
 
 
 def _packaged_lite_weights(variant: str) -> str:
@@ -264,111 +246,44 @@ def efficientnet_lite2_weights_path() -> str:
     return _packaged_lite_weights("lite2")
 
 
-def _build(variant: str, num_classes: int, tf_same: bool = False, bn_eps: float = TORCH_BN_EPS,
-           **kwargs) -> EfficientNet:
+def _build(variant: str, tf_same: bool, bn_eps: float, num_classes: int = 1000, **kwargs) -> EfficientNet:
     lite = variant in EFFICIENTNET_LITE_SCALING
-    width, depth, _, dropout = (EFFICIENTNET_LITE_SCALING if lite else EFFICIENTNET_SCALING)[variant]
+    width, depth, _, dropout, _ = (EFFICIENTNET_LITE_SCALING if lite else EFFICIENTNET_SCALING)[variant]
     config = EfficientNetConfig(width=width, depth=depth, dropout=dropout, lite=lite, tf_same=tf_same, bn_eps=bn_eps)
     return EfficientNet(config, num_classes=num_classes, **kwargs)
 
 
-def _resolution(variant: str) -> int:
-    return {**EFFICIENTNET_SCALING, **EFFICIENTNET_LITE_SCALING}[variant][2]
+def _register(name: str, variant: str, top1: float, crop_pct: float, tf: bool = False,
+              bn_eps: float = TORCH_BN_EPS, interpolation: str = "bicubic", **meta) -> None:
+    """``tf``: weights trained in TensorFlow (TF 'SAME' padding, BatchNorm eps 1e-3)."""
+    _, _, resolution, _, paper_madds = {**EFFICIENTNET_SCALING, **EFFICIENTNET_LITE_SCALING}[variant]
+    register_variant(name, _build, variant, tf, TF_BN_EPS if tf else bn_eps, resolution=resolution, top1=top1,
+                     paper_madds=paper_madds, crop_pct=crop_pct, interpolation=interpolation, **meta)
 
 
 # efficientnet_bN are torchvision's networks: PyTorch padding. Its B0-B4 weights were trained in
 # PyTorch (eps 1e-5); B5-B7 are TF ports that keep eps 1e-3 but run with symmetric padding.
-# top1 is torchvision's (for B1 the paper port, IMAGENET1K_V1); crop_pct is its eval resize/crop,
-# at the paper's resolution where torchvision evaluates larger (B2: 288).
-@register_model(resolution=_resolution("b0"), references=("torchvision:efficientnet_b0", "timm:efficientnet_b0"),
-                top1=77.692, paper_madds=390, crop_pct=0.875, interpolation="bicubic")
-def efficientnet_b0(num_classes: int = 1000, **kwargs) -> EfficientNet:
-    return _build("b0", num_classes, **kwargs)
-
-
-@register_model(resolution=_resolution("b1"), references=("torchvision:efficientnet_b1",), top1=78.642,
-                paper_madds=700, crop_pct=240 / 256, interpolation="bicubic")
-def efficientnet_b1(num_classes: int = 1000, **kwargs) -> EfficientNet:
-    return _build("b1", num_classes, **kwargs)
-
-
-@register_model(resolution=_resolution("b2"), references=("torchvision:efficientnet_b2",), top1=80.608,
-                paper_madds=1000, crop_pct=1.0, interpolation="bicubic")
-def efficientnet_b2(num_classes: int = 1000, **kwargs) -> EfficientNet:
-    return _build("b2", num_classes, **kwargs)
-
-
-@register_model(resolution=_resolution("b3"), references=("torchvision:efficientnet_b3",), top1=82.008,
-                paper_madds=1800, crop_pct=300 / 320, interpolation="bicubic")
-def efficientnet_b3(num_classes: int = 1000, **kwargs) -> EfficientNet:
-    return _build("b3", num_classes, **kwargs)
-
-
-@register_model(resolution=_resolution("b4"), references=("torchvision:efficientnet_b4",), top1=83.384,
-                paper_madds=4200, crop_pct=380 / 384, interpolation="bicubic")
-def efficientnet_b4(num_classes: int = 1000, **kwargs) -> EfficientNet:
-    return _build("b4", num_classes, **kwargs)
-
-
-@register_model(resolution=_resolution("b5"), references=("torchvision:efficientnet_b5",), top1=83.444,
-                paper_madds=9900, crop_pct=1.0, interpolation="bicubic")
-def efficientnet_b5(num_classes: int = 1000, **kwargs) -> EfficientNet:
-    return _build("b5", num_classes, bn_eps=TF_BN_EPS, **kwargs)
-
-
-@register_model(resolution=_resolution("b6"), references=("torchvision:efficientnet_b6",), top1=84.008,
-                paper_madds=19000, crop_pct=1.0, interpolation="bicubic")
-def efficientnet_b6(num_classes: int = 1000, **kwargs) -> EfficientNet:
-    return _build("b6", num_classes, bn_eps=TF_BN_EPS, **kwargs)
-
-
-@register_model(resolution=_resolution("b7"), references=("torchvision:efficientnet_b7",), top1=84.122,
-                paper_madds=37000, crop_pct=1.0, interpolation="bicubic")
-def efficientnet_b7(num_classes: int = 1000, **kwargs) -> EfficientNet:
-    return _build("b7", num_classes, bn_eps=TF_BN_EPS, **kwargs)
-
-
-@register_model(resolution=_resolution("b0"), references=("timm:tf_efficientnet_b0",), top1=76.85,
-                paper_madds=390, crop_pct=0.875, interpolation="bicubic")
-def tf_efficientnet_b0(num_classes: int = 1000, **kwargs) -> EfficientNet:
-    return _build("b0", num_classes, tf_same=True, bn_eps=TF_BN_EPS, **kwargs)
-
-
-# timm's own Lite0 training (PyTorch padding). Lite paper_madds are the TF EfficientNet-Lite README's.
-@register_model(resolution=_resolution("lite0"), references=("timm:efficientnet_lite0",), top1=75.5,
-                paper_madds=407, crop_pct=0.875, interpolation="bicubic")
-def efficientnet_lite0(num_classes: int = 1000, **kwargs) -> EfficientNet:
-    return _build("lite0", num_classes, **kwargs)
-
-
-@register_model(resolution=_resolution("lite0"), references=("timm:tf_efficientnet_lite0",), top1=74.83,
-                paper_madds=407, mean=INCEPTION_MEAN, std=INCEPTION_STD, crop_pct=0.875, interpolation="bicubic",
-                pretrained=efficientnet_lite0_weights_path)
-def tf_efficientnet_lite0(num_classes: int = 1000, **kwargs) -> EfficientNet:
-    return _build("lite0", num_classes, tf_same=True, bn_eps=TF_BN_EPS, **kwargs)
-
-
-@register_model(resolution=_resolution("lite1"), references=("timm:tf_efficientnet_lite1",), top1=76.67,
-                paper_madds=631, mean=INCEPTION_MEAN, std=INCEPTION_STD, crop_pct=0.882, interpolation="bicubic",
-                pretrained=efficientnet_lite1_weights_path)
-def tf_efficientnet_lite1(num_classes: int = 1000, **kwargs) -> EfficientNet:
-    return _build("lite1", num_classes, tf_same=True, bn_eps=TF_BN_EPS, **kwargs)
-
-
-@register_model(resolution=_resolution("lite2"), references=("timm:tf_efficientnet_lite2",), top1=77.48,
-                paper_madds=899, mean=INCEPTION_MEAN, std=INCEPTION_STD, crop_pct=0.890, interpolation="bicubic",
-                pretrained=efficientnet_lite2_weights_path)
-def tf_efficientnet_lite2(num_classes: int = 1000, **kwargs) -> EfficientNet:
-    return _build("lite2", num_classes, tf_same=True, bn_eps=TF_BN_EPS, **kwargs)
-
-
-@register_model(resolution=_resolution("lite3"), references=("timm:tf_efficientnet_lite3",), top1=79.83,
-                paper_madds=1440, mean=INCEPTION_MEAN, std=INCEPTION_STD, crop_pct=0.904, interpolation="bilinear")
-def tf_efficientnet_lite3(num_classes: int = 1000, **kwargs) -> EfficientNet:
-    return _build("lite3", num_classes, tf_same=True, bn_eps=TF_BN_EPS, **kwargs)
-
-
-@register_model(resolution=_resolution("lite4"), references=("timm:tf_efficientnet_lite4",), top1=81.54,
-                paper_madds=2640, mean=INCEPTION_MEAN, std=INCEPTION_STD, crop_pct=0.920, interpolation="bilinear")
-def tf_efficientnet_lite4(num_classes: int = 1000, **kwargs) -> EfficientNet:
-    return _build("lite4", num_classes, tf_same=True, bn_eps=TF_BN_EPS, **kwargs)
+# Per variant: (top-1, crop_pct); top1 is torchvision's (for B1 the paper port, IMAGENET1K_V1);
+# crop_pct is its eval resize/crop, at the paper's resolution where torchvision evaluates larger (B2: 288).
+TORCHVISION_TOP1_CROP = {"b0": (77.692, 0.875), "b1": (78.642, 240 / 256), "b2": (80.608, 1.0),
+                         "b3": (82.008, 300 / 320), "b4": (83.384, 380 / 384), "b5": (83.444, 1.0),
+                         "b6": (84.008, 1.0), "b7": (84.122, 1.0)}
+TORCHVISION_TF_PORTS = ("b5", "b6", "b7")
+for _variant, (_top1, _crop) in TORCHVISION_TOP1_CROP.items():
+    _register(f"efficientnet_{_variant}", _variant, _top1, _crop,
+              bn_eps=TF_BN_EPS if _variant in TORCHVISION_TF_PORTS else TORCH_BN_EPS,
+              references=(f"torchvision:efficientnet_{_variant}",)
+              + (("timm:efficientnet_b0",) if _variant == "b0" else ()))
+_register("tf_efficientnet_b0", "b0", 76.85, 0.875, tf=True, references=("timm:tf_efficientnet_b0",))
+# timm's own Lite0 training (PyTorch padding).
+_register("efficientnet_lite0", "lite0", 75.5, 0.875, references=("timm:efficientnet_lite0",))
+# TensorFlow's Lite weights (timm's ports): [-1, 1] inputs; per variant (top-1, crop_pct).
+TF_LITE_TOP1_CROP = {"lite0": (74.83, 0.875), "lite1": (76.67, 0.882), "lite2": (77.48, 0.890),
+                     "lite3": (79.83, 0.904), "lite4": (81.54, 0.920)}
+_PACKAGED_WEIGHTS = {"lite0": efficientnet_lite0_weights_path, "lite1": efficientnet_lite1_weights_path,
+                     "lite2": efficientnet_lite2_weights_path}
+for _variant, (_top1, _crop) in TF_LITE_TOP1_CROP.items():
+    _register(f"tf_efficientnet_{_variant}", _variant, _top1, _crop, tf=True,
+              references=(f"timm:tf_efficientnet_{_variant}",), mean=INCEPTION_MEAN, std=INCEPTION_STD,
+              interpolation="bilinear" if _variant in ("lite3", "lite4") else "bicubic",
+              pretrained=_PACKAGED_WEIGHTS.get(_variant))

@@ -7,7 +7,8 @@ the input, no unfold/fold, hard activations as nn.Hardswish/nn.Hardsigmoid modul
 from __future__ import annotations
 
 import math
-from typing import Callable
+from functools import partial
+from typing import Any, Callable, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -224,6 +225,62 @@ class ClassifierHead(nn.Module):
         return self.classifier(self.dropout(x))
 
 
+class MobileNetBase(nn.Module):
+    """The layout timm gives MobileNetV2/V3/V4 and EfficientNet, with its module names: ``conv_stem``
+    -> ``bn1`` -> ``act1`` -> ``blocks`` -> 1x1 ``conv_head`` [-> BatchNorm] -> ``act2``, global
+    average pool -> ``dropout`` -> ``classifier``; with ``pool_first`` (MobileNetV3/V4's "efficient
+    last stage") the pool comes before the head conv. Subclasses call init_stem, init_blocks and
+    init_head, in that order (the registration order is the state dict's)."""
+
+    def init_stem(self, out_ch: int, act: ActLayer, bn_eps: float = 1e-5, tf_same: bool = False) -> None:
+        """A 3x3 stride-2 conv from RGB, BatchNorm, activation."""
+        self.conv_stem = create_conv2d(3, out_ch, 3, 2, tf_same=tf_same)
+        self.bn1 = nn.BatchNorm2d(out_ch, eps=bn_eps)
+        self.act1 = act()
+
+    def init_blocks(self, in_ch: int, stages: Iterable[Iterable[Any]],
+                    make_block: Callable[[int, Any], tuple[nn.Module, int]]) -> int:
+        """``blocks``: a Sequential per stage of the blocks ``make_block(in_ch, row) -> (block, out_ch)``
+        makes of its rows, each block fed by the one before; returns the last block's out_ch."""
+        stage_modules = []
+        for rows in stages:
+            blocks = []
+            for row in rows:
+                block, in_ch = make_block(in_ch, row)
+                blocks.append(block)
+            stage_modules.append(nn.Sequential(*blocks))
+        self.blocks = nn.Sequential(*stage_modules)
+        return in_ch
+
+    def init_head(self, in_ch: int, head_ch: int, num_classes: int, dropout: float, act: ActLayer,
+                  norm: str | None = "bn2", bn_eps: float = 1e-5, pool_first: bool = False) -> None:
+        """``norm``: the name of the head conv's BatchNorm (MobileNetV4: ``norm_head``), or None for
+        none, and then the head conv has a bias (MobileNetV3)."""
+        self.pool_first, self.head_norm = pool_first, norm
+        self.conv_head = create_conv2d(in_ch, head_ch, 1, bias=norm is None)
+        if norm is not None:
+            setattr(self, norm, nn.BatchNorm2d(head_ch, eps=bn_eps))
+        self.act2 = act()
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.classifier = nn.Linear(head_ch, num_classes)
+
+    def _head_conv(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv_head(x)
+        if self.head_norm is not None:
+            x = getattr(self, self.head_norm)(x)
+        return self.act2(x)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last feature map before pooling (after the head conv unless it runs pooled)."""
+        x = self.blocks(self.act1(self.bn1(self.conv_stem(x))))
+        return x if self.pool_first else self._head_conv(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.forward_features(x)
+        x = self._head_conv(x.mean((2, 3), keepdim=True)).flatten(1) if self.pool_first else x.mean((2, 3))
+        return self.classifier(self.dropout(x))
+
+
 # ---- transformer blocks ------------------------------------------------------------------------------
 # Attention is spelled out as matmul + softmax (no scaled_dot_product_attention): every converter
 # knows these ops, and FlopCounterMode counts the matmuls in the MACs.
@@ -269,13 +326,16 @@ class MultiHeadSelfAttention(nn.Module):
 
 
 class Mlp(nn.Module):
-    """Linear -> activation -> linear (``fc1`` / ``fc2``)."""
+    """Linear -> activation -> linear (``fc1`` / ``fc2``) on the last dimension, or with ``conv`` the
+    same as 1x1 convolutions on the channels of an NCHW map (ConvNeXt's conv_mlp, MobileViT v2)."""
 
-    def __init__(self, dim: int, hidden: int, act: ActLayer = nn.GELU, out_dim: int | None = None) -> None:
+    def __init__(self, dim: int, hidden: int, act: ActLayer = nn.GELU, out_dim: int | None = None,
+                 conv: bool = False) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
+        layer: Callable[[int, int], nn.Module] = partial(nn.Conv2d, kernel_size=1) if conv else nn.Linear
+        self.fc1 = layer(dim, hidden)
         self.act = act()
-        self.fc2 = nn.Linear(hidden, out_dim or dim)
+        self.fc2 = layer(hidden, out_dim or dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.act(self.fc1(x)))

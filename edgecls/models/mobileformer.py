@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from edgecls.models.layers import ConvBnAct
-from edgecls.models.registry import register_model
+from edgecls.models.registry import register_variant
 
 # Heads of the two bridges and of the Former's self-attention, as in the reference code (the
 # Former's count is not configurable there, it always uses 4).
@@ -345,38 +345,47 @@ class MobileFormerHead(nn.Module):
 
 # --- reference checkpoint layout (AAboys/MobileFormer) -------------------------------------------
 
+def _conv_bn(ref: str, ours: str) -> dict[str, str]:
+    """A reference Sequential(conv, BatchNorm) -> our ConvBn's children."""
+    return {f"{ref}.0": f"{ours}.conv", f"{ref}.1": f"{ours}.bn"}
+
+
+def _hyper(ref_index: int, ours: str) -> dict[str, str]:
+    """The reference's coefficient MLP ``hyper<N>`` -> our DynamicReLU's fc1 / fc2."""
+    return {f"hyper{ref_index}.hyper.0": f"{ours}.fc1", f"hyper{ref_index}.hyper.2": f"{ours}.fc2"}
+
+
+def _to_former(ours: str) -> dict[str, str]:
+    """The reference's Mobile->Former bridge (``local_global``) -> our MobileToFormer at ``ours``."""
+    return {"local_global.alpha.0": f"{ours}.gate", "local_global.q": f"{ours}.query",
+            "local_global.proj": f"{ours}.proj", "local_global.layer_norm": f"{ours}.norm"}
+
+
 # Per block kind: reference sub-module -> ours. The reference names its convs conv1..conv4 and its
 # coefficient MLPs hyper1..hyper3 with meanings that depend on the block kind.
 _BLOCK_RENAMES = {
     "lite": {"conv.0": "expand.conv", "conv.1": "expand.bn", "conv.4": "project.conv", "conv.5": "project.bn"},
     "inverted": {
-        "conv1.0": "mobile.expand.conv", "conv1.1": "mobile.expand.bn",
-        "hyper1.hyper.0": "mobile.expand_act.fc1", "hyper1.hyper.2": "mobile.expand_act.fc2",
-        "conv2.0": "mobile.depthwise.conv", "conv2.1": "mobile.depthwise.bn",
-        "hyper2.hyper.0": "mobile.depthwise_act.fc1", "hyper2.hyper.2": "mobile.depthwise_act.fc2",
-        "conv3.0": "mobile.project.conv", "conv3.1": "mobile.project.bn",
+        **_conv_bn("conv1", "mobile.expand"), **_hyper(1, "mobile.expand_act"),
+        **_conv_bn("conv2", "mobile.depthwise"), **_hyper(2, "mobile.depthwise_act"),
+        **_conv_bn("conv3", "mobile.project"),
     },
     "down": {
-        "conv1.0": "mobile.down.conv", "conv1.1": "mobile.down.bn",
-        "hyper1.hyper.0": "mobile.down_act.fc1", "hyper1.hyper.2": "mobile.down_act.fc2",
-        "conv2.0": "mobile.down_project.conv", "conv2.1": "mobile.down_project.bn",
-        "conv3.0": "mobile.expand.conv", "conv3.1": "mobile.expand.bn",
-        "hyper3.hyper.0": "mobile.expand_act.fc1", "hyper3.hyper.2": "mobile.expand_act.fc2",
-        "conv4.0": "mobile.project.conv", "conv4.1": "mobile.project.bn",
+        **_conv_bn("conv1", "mobile.down"), **_hyper(1, "mobile.down_act"),
+        **_conv_bn("conv2", "mobile.down_project"),
+        **_conv_bn("conv3", "mobile.expand"), **_hyper(3, "mobile.expand_act"),
+        **_conv_bn("conv4", "mobile.project"),
     },
 }
 _BRIDGE_RENAMES = {
-    "local_global.alpha.0": "to_former.gate", "local_global.q": "to_former.query",
-    "local_global.proj": "to_former.proj", "local_global.layer_norm": "to_former.norm",
+    **_to_former("to_former"),
     "global_block.q": "former.query", "global_block.channel_mlp": "former.proj",
     "global_block.layer_norm": "former.norm", "global_block.ffn.0": "former.ffn.fc1",
     "global_block.ffn.2": "former.ffn.fc2", "global_block.ffn_norm": "former.ffn_norm",
     "global_local.k": "to_mobile.key", "global_local.proj": "to_mobile.value",
 }
 _TOP_RENAMES = {
-    "tokens.weight": "tokens", "stem.0": "stem.conv", "stem.1": "stem.bn",
-    "local_global.alpha.0": "final_to_former.gate", "local_global.q": "final_to_former.query",
-    "local_global.proj": "final_to_former.proj", "local_global.layer_norm": "final_to_former.norm",
+    "tokens.weight": "tokens", **_conv_bn("stem", "stem"), **_to_former("final_to_former"),
     "classifier.conv.1": "head.conv.conv", "classifier.conv.2": "head.conv.bn",
     "classifier.fc.0": "head.fc", "classifier.fc.1": "head.fc_bn", "classifier.classifier.1": "head.classifier",
 }
@@ -452,47 +461,10 @@ class MobileFormer(nn.Module):
         return self.head(x, tokens)
 
 
-def _meta(size: str, top1: float) -> dict:
-    return dict(
-        resolution=224,
-        references=(f"mobileformer:mobile_former_{size}",),
-        top1=top1,
-        paper_madds=float(size.rstrip("m")),
-        crop_pct=0.875,
-        interpolation="bilinear",
-    )
+# ImageNet top-1 (%) of each size's reference weights; the paper MAdds (millions) are in the name.
+MOBILE_FORMER_TOP1 = {"26m": 64.0, "52m": 68.7, "96m": 72.8, "151m": 75.2, "214m": 76.7, "294m": 77.9, "508m": 79.3}
 
-
-@register_model(**_meta("26m", 64.0))
-def mobileformer_26m(num_classes: int = 1000, **kwargs) -> MobileFormer:
-    return MobileFormer(MOBILE_FORMER_CONFIGS["26m"], num_classes=num_classes, **kwargs)
-
-
-@register_model(**_meta("52m", 68.7))
-def mobileformer_52m(num_classes: int = 1000, **kwargs) -> MobileFormer:
-    return MobileFormer(MOBILE_FORMER_CONFIGS["52m"], num_classes=num_classes, **kwargs)
-
-
-@register_model(**_meta("96m", 72.8))
-def mobileformer_96m(num_classes: int = 1000, **kwargs) -> MobileFormer:
-    return MobileFormer(MOBILE_FORMER_CONFIGS["96m"], num_classes=num_classes, **kwargs)
-
-
-@register_model(**_meta("151m", 75.2))
-def mobileformer_151m(num_classes: int = 1000, **kwargs) -> MobileFormer:
-    return MobileFormer(MOBILE_FORMER_CONFIGS["151m"], num_classes=num_classes, **kwargs)
-
-
-@register_model(**_meta("214m", 76.7))
-def mobileformer_214m(num_classes: int = 1000, **kwargs) -> MobileFormer:
-    return MobileFormer(MOBILE_FORMER_CONFIGS["214m"], num_classes=num_classes, **kwargs)
-
-
-@register_model(**_meta("294m", 77.9))
-def mobileformer_294m(num_classes: int = 1000, **kwargs) -> MobileFormer:
-    return MobileFormer(MOBILE_FORMER_CONFIGS["294m"], num_classes=num_classes, **kwargs)
-
-
-@register_model(**_meta("508m", 79.3))
-def mobileformer_508m(num_classes: int = 1000, **kwargs) -> MobileFormer:
-    return MobileFormer(MOBILE_FORMER_CONFIGS["508m"], num_classes=num_classes, **kwargs)
+for _size, _top1 in MOBILE_FORMER_TOP1.items():
+    register_variant(f"mobileformer_{_size}", MobileFormer, MOBILE_FORMER_CONFIGS[_size], resolution=224,
+                     references=(f"mobileformer:mobile_former_{_size}",), top1=_top1,
+                     paper_madds=float(_size.rstrip("m")), crop_pct=0.875, interpolation="bilinear")

@@ -9,10 +9,10 @@ reference implementations, so width variants stay checkpoint-compatible with tim
 from __future__ import annotations
 
 import re
-import torch
+
 from torch import nn
 
-from edgecls.models.layers import DepthwiseSeparable, InvertedResidual, check_width, make_divisible
+from edgecls.models.layers import DepthwiseSeparable, InvertedResidual, MobileNetBase, check_width, make_divisible
 from edgecls.models.registry import register_model
 from edgecls.weights import rename_layout
 
@@ -58,7 +58,7 @@ def _torchvision_rules() -> list[tuple[str, str]]:
     return rules
 
 
-class MobileNetV2(nn.Module):
+class MobileNetV2(MobileNetBase):
     # timm's names are this model's own, so timm checkpoints load as layout "edgecls".
     checkpoint_layouts = {"torchvision": rename_layout(_torchvision_rules())}
 
@@ -68,37 +68,19 @@ class MobileNetV2(nn.Module):
         stem_ch = scaled_channels(MOBILENETV2_STEM, width)
         # The head is never narrowed below 1280 (only widened), as in the paper and timm.
         head_ch = max(MOBILENETV2_HEAD, scaled_channels(MOBILENETV2_HEAD, width))
-        self.conv_stem = nn.Conv2d(3, stem_ch, 3, 2, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(stem_ch)
-        self.act1 = nn.ReLU6()
+        self.init_stem(stem_ch, nn.ReLU6)
 
-        stages: list[nn.Module] = []
-        in_ch = stem_ch
-        for expansion, out, repeats, first_stride in MOBILENETV2_STAGES:
+        def block(in_ch: int, row: tuple[int, int, int]) -> tuple[nn.Module, int]:
+            expansion, out, stride = row
             out_ch = scaled_channels(out, width)
-            blocks: list[nn.Module] = []
-            for i in range(repeats):
-                stride = first_stride if i == 0 else 1
-                if expansion == 1:
-                    blocks.append(DepthwiseSeparable(in_ch, out_ch, 3, stride, act=nn.ReLU6))
-                else:
-                    mid_ch = make_divisible(in_ch * expansion)
-                    blocks.append(InvertedResidual(in_ch, out_ch, mid_ch, 3, stride, act=nn.ReLU6))
-                in_ch = out_ch
-            stages.append(nn.Sequential(*blocks))
-        self.blocks = nn.Sequential(*stages)
+            if expansion == 1:
+                return DepthwiseSeparable(in_ch, out_ch, 3, stride, act=nn.ReLU6), out_ch
+            return InvertedResidual(in_ch, out_ch, make_divisible(in_ch * expansion), 3, stride, act=nn.ReLU6), out_ch
 
-        self.conv_head = nn.Conv2d(in_ch, head_ch, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(head_ch)
-        self.act2 = nn.ReLU6()
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        self.classifier = nn.Linear(head_ch, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.act1(self.bn1(self.conv_stem(x)))
-        x = self.blocks(x)
-        x = self.act2(self.bn2(self.conv_head(x)))
-        return self.classifier(self.dropout(x.mean((2, 3))))
+        # A stage's first block strides, the others keep the size.
+        in_ch = self.init_blocks(stem_ch, [[(expansion, out, first_stride if i == 0 else 1) for i in range(repeats)]
+                                           for expansion, out, repeats, first_stride in MOBILENETV2_STAGES], block)
+        self.init_head(in_ch, head_ch, num_classes, dropout, nn.ReLU6)
 
 
 def _mobilenetv2(width: float, num_classes: int, **kwargs) -> MobileNetV2:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import Callable
 
-import torch
 from torch import nn
 
 from edgecls.models.layers import (
     ConvBnActBlock,
     DepthwiseSeparable,
     InvertedResidual,
+    MobileNetBase,
     SqueezeExcite,
     check_width,
     make_divisible,
@@ -101,7 +101,7 @@ def _torchvision_converter(variant: str) -> Callable[[StateDict], dict]:
     return convert
 
 
-class MobileNetV3(nn.Module):
+class MobileNetV3(MobileNetBase):
     # timm's names are this model's own, so timm checkpoints load as layout "edgecls"; the
     # torchvision layout depends on the variant, so the two subclasses below carry it.
     checkpoint_layouts: dict = {}
@@ -112,41 +112,24 @@ class MobileNetV3(nn.Module):
         width = check_width(width)
         # Below 0.75 the 16-channel stem stays as it is (timm's rule; at 0.75 it rounds back to 16).
         stem_ch = scaled_channels(MOBILENETV3_STEM, width) if width >= 0.75 else MOBILENETV3_STEM
-        head_ch = MOBILENETV3_HEAD[variant]
-        self.conv_stem = nn.Conv2d(3, stem_ch, 3, 2, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(stem_ch)
-        self.act1 = nn.Hardswish()
+        self.init_stem(stem_ch, nn.Hardswish)
 
-        stages: list[nn.Module] = []
-        in_ch = stem_ch
-        for stage in MOBILENETV3_CONFIGS[variant]:
-            blocks: list[nn.Module] = []
-            for kind, kernel, expansion, out, use_se, act_name, stride in stage:
-                out_ch = scaled_channels(out, width)
-                act = ACTIVATIONS[act_name]
-                se = _squeeze_excite if use_se else None
-                if kind == "ds":
-                    blocks.append(DepthwiseSeparable(in_ch, out_ch, kernel, stride, act=act, se=se))
-                elif kind == "ir":
-                    mid_ch = make_divisible(in_ch * expansion)
-                    blocks.append(InvertedResidual(in_ch, out_ch, mid_ch, kernel, stride, act=act, se=se))
-                else:
-                    blocks.append(ConvBnActBlock(in_ch, out_ch, kernel, stride, act=act))
-                in_ch = out_ch
-            stages.append(nn.Sequential(*blocks))
-        self.blocks = nn.Sequential(*stages)
+        def block(in_ch: int, row: tuple) -> tuple[nn.Module, int]:
+            kind, kernel, expansion, out, use_se, act_name, stride = row
+            out_ch = scaled_channels(out, width)
+            act = ACTIVATIONS[act_name]
+            se = _squeeze_excite if use_se else None
+            if kind == "ds":
+                return DepthwiseSeparable(in_ch, out_ch, kernel, stride, act=act, se=se), out_ch
+            if kind == "ir":
+                mid_ch = make_divisible(in_ch * expansion)
+                return InvertedResidual(in_ch, out_ch, mid_ch, kernel, stride, act=act, se=se), out_ch
+            return ConvBnActBlock(in_ch, out_ch, kernel, stride, act=act), out_ch
 
+        in_ch = self.init_blocks(stem_ch, MOBILENETV3_CONFIGS[variant], block)
         # The "efficient last stage": pool first, then a 1x1 conv (with bias, no BN) as the head.
-        self.conv_head = nn.Conv2d(in_ch, head_ch, 1, bias=True)
-        self.act2 = nn.Hardswish()
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        self.classifier = nn.Linear(head_ch, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.act1(self.bn1(self.conv_stem(x)))
-        x = self.blocks(x)
-        x = self.act2(self.conv_head(x.mean((2, 3), keepdim=True)))
-        return self.classifier(self.dropout(x.flatten(1)))
+        self.init_head(in_ch, MOBILENETV3_HEAD[variant], num_classes, dropout, nn.Hardswish, norm=None,
+                       pool_first=True)
 
 
 class MobileNetV3Large(MobileNetV3):

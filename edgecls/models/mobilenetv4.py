@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgecls.models.layers import ActLayer, ConvBnAct, ConvBnActBlock, check_width, make_divisible
+from edgecls.models.layers import ActLayer, ConvBnAct, ConvBnActBlock, MobileNetBase, check_width, make_divisible
 from edgecls.models.mobilenetv2 import scaled_channels
 from edgecls.models.registry import register_model
 
@@ -96,7 +96,7 @@ def _conv_block(in_ch: int, kernel: int, stride: int, out_ch: int, act: ActLayer
 BLOCKS = {"cn": _conv_block, "er": EdgeResidual, "uir": UniversalInvertedResidual}
 
 
-class MobileNetV4(nn.Module):
+class MobileNetV4(MobileNetBase):
     # timm's names are this model's own, so timm checkpoints load as layout "edgecls".
     checkpoint_layouts: dict = {}
 
@@ -106,33 +106,16 @@ class MobileNetV4(nn.Module):
         width = check_width(width)
         # Narrower than 1.0 the stem keeps its 32 channels (timm's rule).
         stem_ch = scaled_channels(MOBILENETV4_STEM, width) if width >= 1.0 else MOBILENETV4_STEM
-        self.conv_stem = nn.Conv2d(3, stem_ch, 3, 2, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(stem_ch)
-        self.act1 = nn.ReLU()
+        self.init_stem(stem_ch, nn.ReLU)
 
-        stages: list[nn.Module] = []
-        in_ch = stem_ch
-        for stage in MOBILENETV4_CONFIGS[variant]:
-            blocks: list[nn.Module] = []
-            for kind, *args, out in stage:
-                out_ch = scaled_channels(out, width)
-                blocks.append(BLOCKS[kind](in_ch, *args, out_ch))
-                in_ch = out_ch
-            stages.append(nn.Sequential(*blocks))
-        self.blocks = nn.Sequential(*stages)
+        def block(in_ch: int, row: tuple) -> tuple[nn.Module, int]:
+            kind, *args, out = row
+            out_ch = scaled_channels(out, width)
+            return BLOCKS[kind](in_ch, *args, out_ch), out_ch
 
+        in_ch = self.init_blocks(stem_ch, MOBILENETV4_CONFIGS[variant], block)
         # Pool first, then a 1x1 conv with BN + ReLU as the head (BN over 1x1 maps, as timm's norm_head).
-        self.conv_head = nn.Conv2d(in_ch, MOBILENETV4_HEAD, 1, bias=False)
-        self.norm_head = nn.BatchNorm2d(MOBILENETV4_HEAD)
-        self.act2 = nn.ReLU()
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        self.classifier = nn.Linear(MOBILENETV4_HEAD, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.act1(self.bn1(self.conv_stem(x)))
-        x = self.blocks(x)
-        x = self.act2(self.norm_head(self.conv_head(x.mean((2, 3), keepdim=True))))
-        return self.classifier(self.dropout(x.flatten(1)))
+        self.init_head(in_ch, MOBILENETV4_HEAD, num_classes, dropout, nn.ReLU, norm="norm_head", pool_first=True)
 
 
 @register_model(resolution=224, references=("timm:mobilenetv4_conv_small",), top1=73.76, paper_madds=200,

@@ -21,7 +21,7 @@ from torch import nn
 
 from edgecls.errors import InvalidArgumentError
 from edgecls.models.layers import ClassifierHead, ConvBnAct, Mlp, MultiHeadSelfAttention, check_width, make_divisible
-from edgecls.models.registry import register_model
+from edgecls.models.registry import register_variant
 from edgecls.weights import rename_layout
 
 PATCH_SIZE = 2
@@ -190,24 +190,13 @@ class LinearSelfAttention(nn.Module):
         return self.out_proj(F.relu(value) * context)
 
 
-class ConvMlp(nn.Module):
-    def __init__(self, dim: int, hidden: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Conv2d(dim, hidden, 1)
-        self.act = nn.SiLU()
-        self.fc2 = nn.Conv2d(hidden, dim, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
-
-
 class LinearTransformerBlock(nn.Module):
     def __init__(self, dim: int, mlp_ratio: float = 2.0) -> None:
         super().__init__()
         self.norm1 = GroupNorm1(dim)
         self.attn = LinearSelfAttention(dim)
         self.norm2 = GroupNorm1(dim)
-        self.mlp = ConvMlp(dim, int(dim * mlp_ratio))
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), act=nn.SiLU, conv=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.norm1(x))
@@ -309,52 +298,15 @@ def _meta(ref: str, top1: float, paper_madds: float | None, crop_pct: float) -> 
                 resolution_multiple=RESOLUTION_MULTIPLE, min_resolution=RESOLUTION_MULTIPLE)
 
 
-# v2: Apple's weights evaluated at 256 after resizing to 288 (crop 0.888).
-@register_model(**_meta("mobilevitv2_050", 70.18, 480, 0.888))
-def mobilevitv2_050(num_classes: int = 1000, **kwargs) -> MobileViT:
-    return _mobilevit_v2(0.5, num_classes, **kwargs)
+# ImageNet top-1 (%) and paper MAdds (millions) per v2 width multiplier: Apple's weights evaluated
+# at 256 after resizing to 288 (crop 0.888).
+MOBILEVIT_V2_WIDTHS = {0.5: (70.18, 480), 0.75: (75.56, 1000), 1.0: (78.09, 1800), 1.25: (79.65, 2800),
+                       1.5: (80.38, 4000), 1.75: (80.86, 5500), 2.0: (81.17, 7200)}
+# ImageNet top-1 (%) per v1 size, evaluated at crop 0.9.
+MOBILEVIT_V1_TOP1 = {"xxs": 68.9, "xs": 74.6, "s": 78.3}
 
-
-@register_model(**_meta("mobilevitv2_075", 75.56, 1000, 0.888))
-def mobilevitv2_075(num_classes: int = 1000, **kwargs) -> MobileViT:
-    return _mobilevit_v2(0.75, num_classes, **kwargs)
-
-
-@register_model(**_meta("mobilevitv2_100", 78.09, 1800, 0.888))
-def mobilevitv2_100(num_classes: int = 1000, **kwargs) -> MobileViT:
-    return _mobilevit_v2(1.0, num_classes, **kwargs)
-
-
-@register_model(**_meta("mobilevitv2_125", 79.65, 2800, 0.888))
-def mobilevitv2_125(num_classes: int = 1000, **kwargs) -> MobileViT:
-    return _mobilevit_v2(1.25, num_classes, **kwargs)
-
-
-@register_model(**_meta("mobilevitv2_150", 80.38, 4000, 0.888))
-def mobilevitv2_150(num_classes: int = 1000, **kwargs) -> MobileViT:
-    return _mobilevit_v2(1.5, num_classes, **kwargs)
-
-
-@register_model(**_meta("mobilevitv2_175", 80.86, 5500, 0.888))
-def mobilevitv2_175(num_classes: int = 1000, **kwargs) -> MobileViT:
-    return _mobilevit_v2(1.75, num_classes, **kwargs)
-
-
-@register_model(**_meta("mobilevitv2_200", 81.17, 7200, 0.888))
-def mobilevitv2_200(num_classes: int = 1000, **kwargs) -> MobileViT:
-    return _mobilevit_v2(2.0, num_classes, **kwargs)
-
-
-@register_model(**_meta("mobilevit_xxs", 68.9, None, 0.9))
-def mobilevit_xxs(num_classes: int = 1000, **kwargs) -> MobileViT:
-    return _mobilevit_v1("xxs", num_classes, **kwargs)
-
-
-@register_model(**_meta("mobilevit_xs", 74.6, None, 0.9))
-def mobilevit_xs(num_classes: int = 1000, **kwargs) -> MobileViT:
-    return _mobilevit_v1("xs", num_classes, **kwargs)
-
-
-@register_model(**_meta("mobilevit_s", 78.3, None, 0.9))
-def mobilevit_s(num_classes: int = 1000, **kwargs) -> MobileViT:
-    return _mobilevit_v1("s", num_classes, **kwargs)
+for _width, (_top1, _madds) in MOBILEVIT_V2_WIDTHS.items():
+    _name = f"mobilevitv2_{round(_width * 100):03d}"
+    register_variant(_name, _mobilevit_v2, _width, **_meta(_name, _top1, _madds, 0.888))
+for _size, _top1 in MOBILEVIT_V1_TOP1.items():
+    register_variant(f"mobilevit_{_size}", _mobilevit_v1, _size, **_meta(f"mobilevit_{_size}", _top1, None, 0.9))

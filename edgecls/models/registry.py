@@ -7,6 +7,7 @@ no torch, so metadata can be listed cheaply and errors can be raised before anyt
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -102,18 +103,26 @@ _REGISTRY: dict[str, ModelInfo] = {}
 _loaded = False
 
 
+def _add(name: str, module: str, builder: Callable[..., Any], meta: dict[str, Any]) -> None:
+    if name in _REGISTRY:
+        raise RuntimeError(f"model {name} registered twice")
+    _REGISTRY[name] = ModelInfo(name=name, family=module.rsplit(".", 1)[-1], builder=builder, **meta)
+
+
 def register_model(**meta: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register the decorated builder under its function name, with ``meta`` as ModelInfo fields."""
 
     def wrap(builder: Callable[..., Any]) -> Callable[..., Any]:
-        name = builder.__name__
-        if name in _REGISTRY:
-            raise RuntimeError(f"model {name} registered twice")
-        family = builder.__module__.rsplit(".", 1)[-1]
-        _REGISTRY[name] = ModelInfo(name=name, family=family, builder=builder, **meta)
+        _add(builder.__name__, builder.__module__, builder, meta)
         return builder
 
     return wrap
+
+
+def register_variant(name: str, build: Callable[..., Any], *args: Any, **meta: Any) -> None:
+    """Register ``name`` as ``build(*args, num_classes=..., **options)``, with ``meta`` as ModelInfo
+    fields: one call per row of a family's table of sizes (its family is ``build``'s module)."""
+    _add(name, build.__module__, functools.partial(build, *args), meta)
 
 
 def _load_families() -> None:

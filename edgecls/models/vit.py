@@ -20,8 +20,8 @@ from torch import nn
 
 from edgecls.errors import InvalidArgumentError
 from edgecls.models.layers import Mlp, MultiHeadSelfAttention
-from edgecls.models.registry import IMAGENET_MEAN, IMAGENET_STD, INCEPTION_MEAN, INCEPTION_STD, register_model
-from edgecls.weights import rename_layout
+from edgecls.models.registry import IMAGENET_MEAN, IMAGENET_STD, INCEPTION_MEAN, INCEPTION_STD, register_variant
+from edgecls.weights import child_rules, rename_layout
 
 # Width, depth, MLP width, heads of each ViT size, as the ViT size table of Zhai et al. (2022,
 # "Scaling Vision Transformers", Table 2) lists them; README's table is generated from these.
@@ -79,12 +79,10 @@ _torchvision_layout = rename_layout([
     (r"class_token", "cls_token"),
     (r"conv_proj\.(.+)", r"patch_embed.proj.\1"),
     (r"encoder\.pos_embedding", "pos_embed"),
-    (r"encoder\.layers\.encoder_layer_(\d+)\.ln_1\.(.+)", r"blocks.\1.norm1.\2"),
-    (r"encoder\.layers\.encoder_layer_(\d+)\.ln_2\.(.+)", r"blocks.\1.norm2.\2"),
     (r"encoder\.layers\.encoder_layer_(\d+)\.self_attention\.in_proj_(weight|bias)", r"blocks.\1.attn.qkv.\2"),
-    (r"encoder\.layers\.encoder_layer_(\d+)\.self_attention\.out_proj\.(.+)", r"blocks.\1.attn.proj.\2"),
-    (r"encoder\.layers\.encoder_layer_(\d+)\.mlp\.0\.(.+)", r"blocks.\1.mlp.fc1.\2"),
-    (r"encoder\.layers\.encoder_layer_(\d+)\.mlp\.3\.(.+)", r"blocks.\1.mlp.fc2.\2"),
+    *child_rules(r"encoder\.layers\.encoder_layer_(\d+)", r"blocks.\1", [
+        (r"ln_1", "norm1"), (r"ln_2", "norm2"), (r"self_attention\.out_proj", "attn.proj"), (r"mlp\.0", "mlp.fc1"),
+        (r"mlp\.3", "mlp.fc2")]),
     (r"encoder\.ln\.(.+)", r"norm.\1"),
     (r"heads\.head\.(.+)", r"head.\1"),
 ])
@@ -129,37 +127,21 @@ def vit(size: str, patch: int, img_size: int = 224, num_classes: int = 1000) -> 
     return VisionTransformer(*VIT_SIZES[size], patch=patch, img_size=img_size, num_classes=num_classes)
 
 
-def _meta(refs: tuple[str, ...], patch: int, top1: float, paper_gflops: float, timm_augreg: bool = True) -> dict:
+def _register(name: str, size: str, patch: int, top1: float, paper_gflops: float, timm_augreg: bool = True) -> None:
     # timm's AugReg weights (Steiner et al., 2022: ImageNet-21k, fine-tuned on 1k) take [-1, 1]
     # inputs; torchvision's own weights ImageNet statistics and bilinear resizing.
     preprocessing = (dict(mean=INCEPTION_MEAN, std=INCEPTION_STD, crop_pct=0.9, interpolation="bicubic") if timm_augreg
                      else dict(mean=IMAGENET_MEAN, std=IMAGENET_STD, crop_pct=0.875, interpolation="bilinear"))
-    return dict(resolution=224, references=refs, top1=top1, paper_madds=paper_gflops * 1000 / 2,
-                resolution_multiple=patch, min_resolution=patch, sized_at_build=True, **preprocessing)
+    refs = (f"timm:{name}",) if timm_augreg else ("torchvision:vit_b_16",)
+    register_variant(name, vit, size, patch, resolution=224, references=refs, top1=top1,
+                     paper_madds=paper_gflops * 1000 / 2, resolution_multiple=patch, min_resolution=patch,
+                     sized_at_build=True, **preprocessing)
 
 
 # top-1: timm's model cards for the AugReg weights, torchvision's card for vit_b_16; paper MAdds
 # are half the GFLOPs of Zhai et al.'s Table 2.
-@register_model(**_meta(("timm:vit_tiny_patch16_224",), 16, 75.5, 2.5))
-def vit_tiny_patch16_224(num_classes: int = 1000, img_size: int = 224) -> VisionTransformer:
-    return vit("Ti", 16, img_size, num_classes)
-
-
-@register_model(**_meta(("timm:vit_small_patch16_224",), 16, 81.4, 9.2))
-def vit_small_patch16_224(num_classes: int = 1000, img_size: int = 224) -> VisionTransformer:
-    return vit("S", 16, img_size, num_classes)
-
-
-@register_model(**_meta(("timm:vit_small_patch32_224",), 32, 76.0, 2.3))
-def vit_small_patch32_224(num_classes: int = 1000, img_size: int = 224) -> VisionTransformer:
-    return vit("S", 32, img_size, num_classes)
-
-
-@register_model(**_meta(("timm:vit_base_patch32_224",), 32, 80.7, 8.7))
-def vit_base_patch32_224(num_classes: int = 1000, img_size: int = 224) -> VisionTransformer:
-    return vit("B", 32, img_size, num_classes)
-
-
-@register_model(**_meta(("torchvision:vit_b_16",), 16, 81.1, 35.1, timm_augreg=False))
-def vit_base_patch16_224(num_classes: int = 1000, img_size: int = 224) -> VisionTransformer:
-    return vit("B", 16, img_size, num_classes)
+_register("vit_tiny_patch16_224", "Ti", 16, 75.5, 2.5)
+_register("vit_small_patch16_224", "S", 16, 81.4, 9.2)
+_register("vit_small_patch32_224", "S", 32, 76.0, 2.3)
+_register("vit_base_patch32_224", "B", 32, 80.7, 8.7)
+_register("vit_base_patch16_224", "B", 16, 81.1, 35.1, timm_augreg=False)

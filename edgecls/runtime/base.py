@@ -12,12 +12,29 @@ dtype, quantization of an int8 input, runtime-owned buffers) once, outside the t
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from edgecls.errors import EdgeclsError, MissingDependencyError
+
+
+def import_runtime(module: str, missing: str) -> Any:
+    """The runtime's module, imported; MissingDependencyError(``missing``: what to install) when absent."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingDependencyError(missing) from None
+
+
+def load_error(runtime_name: str, path: Path | str, exc: BaseException) -> EdgeclsError:
+    """One line for an artifact the runtime refused: '<runtime> cannot load <path>: <its first line>'."""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return EdgeclsError(f"{runtime_name} cannot load {path}: {first[:200]}")
 
 
 def sidecar_of(path: Path) -> Path:

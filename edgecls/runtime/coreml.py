@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from edgecls.errors import EdgeclsError, MissingDependencyError
-from edgecls.runtime.base import InputSpec, Runner
+from edgecls.errors import EdgeclsError
+from edgecls.runtime.base import InputSpec, Runner, import_runtime, load_error
 
+_MISSING = "coremltools is not installed: pip install 'edgecls[coreml]'"
 _DTYPES = {"FLOAT32": "float32", "FLOAT16": "float16", "INT32": "int32"}
 
 
@@ -26,10 +27,7 @@ class CoreMLRunner(Runner):
     @staticmethod
     def read_metadata(path: Path) -> dict[str, str]:
         """The package's user-defined metadata (read without loading the model: works off macOS)."""
-        try:
-            import coremltools as ct
-        except ImportError:
-            raise MissingDependencyError("coremltools is not installed: pip install 'edgecls[coreml]'") from None
+        ct = import_runtime("coremltools", _MISSING)
         spec = ct.models.MLModel(str(path), skip_model_load=True).get_spec()
         return dict(spec.description.metadata.userDefined)
 
@@ -37,17 +35,12 @@ class CoreMLRunner(Runner):
         super().__init__(path, threads)
         if sys.platform != "darwin":
             raise EdgeclsError(f"Core ML runs only on macOS: {Path(path).name} can be converted here but not run")
-        try:
-            import coremltools as ct
-        except ImportError:
-            raise MissingDependencyError("coremltools is not installed: pip install 'edgecls[coreml]'") from None
-        self._ct = ct
+        self._ct = ct = import_runtime("coremltools", _MISSING)
         try:
             # CPU only: parity compares arithmetic, and bench times the CPU like every other runtime.
             self.model = ct.models.MLModel(str(path), compute_units=ct.ComputeUnit.CPU_ONLY)
         except Exception as exc:  # noqa: BLE001 - coremltools raises RuntimeError / ValueError
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise EdgeclsError(f"Core ML cannot load {path}: {first[:200]}") from None
+            raise load_error("Core ML", path, exc) from None
         description = self.model.get_spec().description
         inp = description.input[0]
         meta = dict(description.metadata.userDefined)

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from edgecls.errors import EdgeclsError, MissingDependencyError
-from edgecls.runtime.base import cast_input, InputSpec, Runner, read_sidecar, sidecar_metadata
+from edgecls.runtime.base import (cast_input, import_runtime, InputSpec, load_error, Runner, read_sidecar,
+                                  sidecar_metadata)
 
 # ExecuTorch ScalarType codes (the same numbering as c10::ScalarType)
 _DTYPES = {6: "float32", 5: "float16", 0: "uint8", 1: "int8"}
@@ -27,27 +27,21 @@ class ExecuTorchRunner(Runner):
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
         super().__init__(path, threads)
-        try:
-            import torch
-        except ImportError:  # the pybindings take and return torch tensors
-            raise MissingDependencyError("the ExecuTorch runtime needs torch (its Python bindings take torch tensors): "
-                                         "pip install 'edgecls[executorch]'") from None
-        try:
-            from executorch.runtime import Runtime
-        except ImportError:
-            raise MissingDependencyError("the ExecuTorch runtime is not installed: pip install 'edgecls[executorch]'") from None
-        self._torch = torch
+        # The pybindings take and return torch tensors.
+        self._torch = import_runtime("torch", "the ExecuTorch runtime needs torch (its Python bindings take torch "
+                                              "tensors): pip install 'edgecls[executorch]'")
+        runtime = import_runtime("executorch.runtime",
+                                 "the ExecuTorch runtime is not installed: pip install 'edgecls[executorch]'")
         if threads:
             from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
 
             _unsafe_reset_threadpool(int(threads))
         try:
-            program = Runtime.get().load_program(Path(path))
+            program = runtime.Runtime.get().load_program(Path(path))
             self._method = program.load_method("forward")
             meta = program.metadata("forward")
         except Exception as exc:  # noqa: BLE001 - the pybindings raise RuntimeError / ValueError
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise EdgeclsError(f"ExecuTorch cannot load {path}: {first[:200]}") from None
+            raise load_error("ExecuTorch", path, exc) from None
         tensor = meta.input_tensor_meta(0)
         shape = tuple(int(d) for d in tensor.sizes())
         dtype = _DTYPES.get(int(tensor.dtype()), "float32")

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecls.runtime.base import InputSpec, Runner, cast_input
+from edgecls.runtime.base import InputSpec, Runner, cast_input, load_error
 from edgecls.errors import EdgeclsError, InvalidArgumentError, MissingDependencyError
 
 _INTEGER_RANGES = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767)}
@@ -130,8 +130,7 @@ class LiteRTRunner(Runner):
             self.interpreter = interpreter_class(model_path=str(path), num_threads=threads or None)
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise EdgeclsError(f"LiteRT cannot load {path}: {first[:200]}") from None
+            raise load_error("LiteRT", path, exc) from None
         self._input = self.interpreter.get_input_details()[0]
         self._output = self.interpreter.get_output_details()[0]
         signature = self._input.get("shape_signature")

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from edgecls.errors import EdgeclsError, MissingDependencyError
-from edgecls.runtime.base import InputSpec, Runner, read_sidecar, sidecar_metadata
+from edgecls.errors import EdgeclsError
+from edgecls.runtime.base import InputSpec, Runner, import_runtime, read_sidecar, sidecar_metadata
 
 
 class NcnnRunner(Runner):
@@ -26,11 +26,7 @@ class NcnnRunner(Runner):
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
         super().__init__(path, threads)
-        try:
-            import ncnn
-        except ImportError:
-            raise MissingDependencyError("the ncnn runtime is not installed: pip install 'edgecls[ncnn]'") from None
-        self._ncnn = ncnn
+        self._ncnn = ncnn = import_runtime("ncnn", "the ncnn runtime is not installed: pip install 'edgecls[ncnn]'")
         path = Path(path)
         weights = path.with_suffix(".bin")
         meta = read_sidecar(path)

@@ -7,8 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecls.runtime.base import cast_input, InputSpec, Runner
-from edgecls.errors import EdgeclsError, MissingDependencyError
+from edgecls.runtime.base import cast_input, import_runtime, InputSpec, load_error, Runner
 
 
 class OnnxRuntimeRunner(Runner):
@@ -24,13 +23,7 @@ class OnnxRuntimeRunner(Runner):
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
         super().__init__(path, threads)
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise MissingDependencyError(
-                "onnxruntime is not installed: pip install 'edgecls[runtime]'"
-            ) from None
-        self._ort = ort
+        self._ort = ort = import_runtime("onnxruntime", "onnxruntime is not installed: pip install 'edgecls[runtime]'")
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
@@ -39,8 +32,7 @@ class OnnxRuntimeRunner(Runner):
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise EdgeclsError(f"onnxruntime cannot load {path}: {first[:200]}") from None
+            raise load_error("onnxruntime", path, exc) from None
         inp = self.session.get_inputs()[0]
         self._input = inp
         self._output_name = self.session.get_outputs()[0].name

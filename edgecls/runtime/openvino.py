@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from edgecls.runtime.base import cast_input, InputSpec, Runner
-from edgecls.errors import EdgeclsError, MissingDependencyError
+from edgecls.runtime.base import cast_input, import_runtime, InputSpec, Runner
+from edgecls.errors import EdgeclsError
 
 _NUMPY_DTYPES = {"f32": "float32", "f16": "float16", "u8": "uint8", "i8": "int8"}
 # OpenVINO's inference precision type names -> edgecls's precision names
@@ -53,13 +53,10 @@ class OpenVinoRunner(Runner):
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
         super().__init__(path, threads)
-        try:
-            import openvino as ov
-            import openvino.properties as props
-            import openvino.properties.hint as hints
-        except ImportError:
-            raise MissingDependencyError("openvino is not installed: pip install 'edgecls[runtime]'") from None
-        self._ov = ov
+        self._ov = ov = import_runtime("openvino", "openvino is not installed: pip install 'edgecls[runtime]'")
+        import openvino.properties as props
+        import openvino.properties.hint as hints
+
         weights = self.path.with_suffix(".bin")
         if not weights.is_file():
             raise EdgeclsError(f"OpenVINO cannot read {self.path}: its weights file {weights.name} is missing "
