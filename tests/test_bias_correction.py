@@ -39,6 +39,22 @@ def _export(tmp_path):
     return model, path
 
 
+def _quantize(fp32, dest, data, reduce_range):
+    """onnxruntime's static QDQ int8 of ``fp32`` calibrated on ``data`` (per-channel s8 weights, u8 activations)."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter([{"input": x[None]} for x in data])
+
+        def get_next(self):
+            return next(self.items, None)
+
+    quantize_static(str(fp32), str(dest), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    reduce_range=reduce_range, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    return dest
+
+
 def _layer_outputs(path, names, inputs):
     model = onnx.load(str(path))
     for name in names:
@@ -51,25 +67,13 @@ def _layer_outputs(path, names, inputs):
 
 
 def test_onnx_bias_correction_cancels_the_mean_shift_of_weight_rounding(tmp_path):
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-
     from edgecls.export.bias_correction import correct_biases
 
     _, fp32 = _export(tmp_path)
     rng = np.random.default_rng(0)
     # inputs with a non-zero mean, as images after normalisation and ReLU features have
     data = rng.uniform(0.0, 2.0, (48, 3, 12, 12)).astype(np.float32)
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.items = iter([{"input": x[None]} for x in data])
-
-        def get_next(self):
-            return next(self.items, None)
-
-    qdq = tmp_path / "layers.int8.onnx"
-    quantize_static(str(fp32), str(qdq), Reader(), quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    qdq = _quantize(fp32, tmp_path / "layers.int8.onnx", data, reduce_range=True)
     corrected = tmp_path / "layers.int8.bc.onnx"
     report = correct_biases(qdq, fp32, ({"input": x[None]} for x in data), corrected)
     assert report["corrected"] == 3 and report["skipped"] == 0
@@ -100,23 +104,11 @@ def test_onnx_bias_correction_cancels_the_mean_shift_of_weight_rounding(tmp_path
 
 
 def test_onnx_bias_correction_leaves_a_layer_alone_when_the_float_weight_does_not_match(tmp_path):
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-
     from edgecls.export.bias_correction import correct_biases
 
     _, fp32 = _export(tmp_path)
     data = np.random.default_rng(1).uniform(0.0, 2.0, (8, 3, 12, 12)).astype(np.float32)
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.items = iter([{"input": x[None]} for x in data])
-
-        def get_next(self):
-            return next(self.items, None)
-
-    qdq = tmp_path / "layers.int8.onnx"
-    quantize_static(str(fp32), str(qdq), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    qdq = _quantize(fp32, tmp_path / "layers.int8.onnx", data, reduce_range=False)
     # another network's weights under the same names (e.g. a BatchNorm folded after the names were taken)
     other = onnx.load(str(fp32))
     for tensor in other.graph.initializer:
