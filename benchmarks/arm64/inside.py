@@ -1,8 +1,9 @@
 """Runs inside the emulated arm64 root, with the runtime-only edgecls installed from its wheel.
 
-    python inside.py EXPORTS_DIR OUT.json
+    python inside.py EXPORTS_DIR OUT.json [PLAN.json]
 
-For every artifact of every export folder under EXPORTS_DIR: does it load (`edgecls info`, in its
+For every artifact of every export folder under EXPORTS_DIR (PLAN.json: folder name -> the
+precisions to check there; default all): does it load (`edgecls info`, in its
 own process), does it run under the harness (one short measurement: emulated, not a benchmark),
 and its parity here against PyTorch (the export's own inputs, reference and rule) and against the
 x86 outputs of the same artifact (``<file>.x86-outputs.npy``, written by arm64_conformance.py).
@@ -49,22 +50,26 @@ def compare_outputs(target) -> tuple[dict, dict | None]:
     return checks[0], checks[1]
 
 
-def main(exports: str, out: str) -> int:
+def main(exports: str, out: str, plan: str | None = None) -> int:
     from edgecls.bench.device import describe_device
     from edgecls.bench.harness import targets_from_manifest
     from edgecls.bench.stats import TimingConfig
 
     rows = []
+    # 1 warm-up + 3 timed runs: enough to say it runs under the harness; emulated, not a benchmark.
     timing = TimingConfig(warmup_runs=1, warmup_seconds=0, min_runs=3, min_seconds=0, max_seconds=20)
+    wanted = json.loads(Path(plan).read_text()) if plan else {}
     targets = [t for folder in sorted(p.parent for p in Path(exports).glob("*/manifest.json"))
-               for t in targets_from_manifest(folder)]
+               for t in targets_from_manifest(folder)
+               if folder.name not in wanted or t.precision in wanted[folder.name]]
     # fp32 of every format first, then int8 (its kernels differ per ISA), then fp16: a run cut short
     # still covers each format and the precision most likely to differ.
     order = {"fp32": 0, "int8": 1, "fp16": 2}
     targets.sort(key=lambda t: (order.get(t.precision, 3), t.format, t.path))
     for target in targets:
         row = {"file": Path(target.path).name, "model": target.model, "format": target.format,
-               "precision": target.precision}
+               "precision": target.precision, "folder": Path(target.path).parent.name,
+               "profile": target.manifest_entry.get("target")}
         try:
             check_one(target, row, timing)
         except Exception as exc:  # noqa: BLE001 - one artifact's failure is a row of the table, not the end
@@ -90,10 +95,12 @@ def check_one(target, row: dict, timing) -> None:
     row["bench"] = bool(bench["results"])
     row["bench_error"] = bench["errors"][0]["error"] if bench["errors"] else None
     row["emulated_p50_ms"] = bench["results"][0]["latency"]["p50_ms"] if bench["results"] else None
+    if bench["results"]:
+        row["execution_precision"] = bench["results"][0].get("execution_precision")
     # One run of the artifact on the export's inputs, compared with both references.
     row["vs_torch"], row["vs_x86"] = compare_outputs(target)
     row["export_parity"] = target.manifest_entry.get("parity")
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], sys.argv[2]))
+    sys.exit(main(*sys.argv[1:4]))

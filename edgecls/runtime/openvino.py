@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecls.runtime.base import cast_input, InputSpec, Runner
+from edgecls.runtime.base import cast_input, cpu_fp16_flags, InputSpec, Runner
 from edgecls.errors import EdgeclsError, MissingDependencyError
 
 _NUMPY_DTYPES = {"f32": "float32", "f16": "float16", "u8": "uint8", "i8": "int8"}
@@ -37,12 +37,41 @@ def read_ir_metadata(path: Path) -> dict[str, str]:
     return {child.tag: child.attrib["value"] for child in section if "value" in child.attrib}
 
 
+def inference_precision(metadata: dict[str, str], fp16_flags: list[str]) -> str:
+    """The INFERENCE_PRECISION_HINT (OpenVINO's type name) an IR is compiled with on this CPU.
+
+    The CPU plugin's default is bf16 on CPUs with AVX512_BF16 / AMX and f16 on every ARM core: an
+    fp32 IR would silently run in 16-bit there, and its parity and timing would describe another
+    model than the one exported. So:
+    - a bf16 artifact (rt_info execution_precision bf16): bf16;
+    - an fp16 IR on a core with fp16 arithmetic (``fp16_flags``: Arm asimdhp): f16, the arithmetic the
+      fp16 artifact is built for there. Measured under emulation (benchmarks/arm64_conformance.md,
+      OpenVINO 2026.4): on Neoverse-N1 the f16 hint keeps the fp16 rule (min cosine >= 0.999) on
+      the issue's three models; on Cortex-A72 (no asimdhp) the plugin cannot compute in f16;
+    - everything else f32: an fp32 IR as exported; an fp16 IR elsewhere decompresses its weights at
+      load; an int8 IR runs its int8 kernels with f32 between them. An int8 IR must never get the
+      ARM default f16: on Neoverse-N1 it fails to compile ("assigned value out of range for f16",
+      its FakeQuantize ranges exceed f16) or loses accuracy;
+    - IRs from other tools (no edgecls metadata): f32.
+    """
+    if metadata.get("execution_precision") == "bf16":
+        return "bf16"
+    if metadata.get("precision") == "fp16" and fp16_flags:
+        return "f16"
+    return "f32"
+
+
 def _load_error(path: Path, exc: BaseException, what: str) -> EdgeclsError:
-    """One line naming the real cause: OpenVINO puts the source location on the first line
-    ("Exception from src/inference/src/cpp/core.cpp:84:") and the reason on the following ones."""
+    """One line naming the real cause. OpenVINO chains its exceptions: each level adds a source
+    location ("Exception from src/inference/src/cpp/core.cpp:117:") and a failing transformation
+    adds its context ("[FakeQuantizeDecomposition] END: node: ... CALLBACK HAS THROWN: ..."), so
+    the innermost cause is the last line that is neither, e.g. (an int8 IR under the ARM default
+    f16, measured on an emulated Neoverse-N1) "128675 assigned value out of range for f16", or
+    (oneDNN returning no int8 convolution, Cortex-A72) "object is not initialized"."""
     lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
-    useful = [ln for ln in lines if not ln.startswith("Exception from src") and not ln.startswith("Check '")]
-    reason = (useful or lines or [type(exc).__name__])[0]
+    useful = [ln for ln in lines if not ln.startswith("Exception from src") and not ln.startswith("Check '")
+              and "CALLBACK HAS THROWN" not in ln]
+    reason = (useful or lines or [type(exc).__name__])[-1]
     return EdgeclsError(f"OpenVINO cannot {what} {path}: {reason[:240]}")
 
 
@@ -78,13 +107,9 @@ class OpenVinoRunner(Runner):
             # throughput mode would split the cores into parallel streams that each run slower.
             hints.performance_mode: hints.PerformanceMode.LATENCY,
             props.num_streams: 1,
-            # The CPU plugin picks its own execution precision: bf16 on CPUs with AVX512_BF16 or
-            # AMX, f16 on ARM. An fp32 IR would then silently run in 16-bit, and both its parity
-            # and its timing would describe a different model than the one exported. So the IR
-            # says what it runs in (rt_info execution_precision: bf16 for a bf16 artifact, f32
-            # for the rest, f32 for IRs from other tools): an fp16 IR is fp16-compressed
-            # weights, decompressed at load; an int8 IR runs its int8 kernels.
-            hints.inference_precision: ov.Type.bf16 if self.metadata.get("execution_precision") == "bf16" else ov.Type.f32,
+            # Chosen per artifact and per ISA (see inference_precision): the plugin's own default
+            # would be bf16 on AVX512_BF16 / AMX CPUs and f16 on every ARM core.
+            hints.inference_precision: getattr(ov.Type, inference_precision(self.metadata, cpu_fp16_flags())),
         }
         if threads:
             config[props.inference_num_threads] = int(threads)
