@@ -67,3 +67,19 @@ def test_compile_failure_names_the_innermost_cause(message, cause):
 
     line = str(_load_error(Path("m_int8.xml"), RuntimeError(message), "compile for CPU"))
     assert line == f"OpenVINO cannot compile for CPU m_int8.xml: {cause}"
+
+
+@pytest.mark.parametrize("name, explained", [("rpi4_cortex_a72.txt", True), ("rpi3_cortex_a53.txt", True),
+                                             ("graviton2_neoverse_n1.txt", False)])
+def test_int8_compile_failure_without_dotprod_says_why(name, explained):
+    from edgecls.runtime.base import cpu_flags
+    from edgecls.runtime.openvino import int8_without_dotprod
+
+    flags = cpu_flags(("asimd", "asimddp"), (DATA / name).read_text())
+    error = "OpenVINO cannot compile for CPU m_int8.xml: object is not initialized"
+    added = int8_without_dotprod(error, {"precision": "int8"}, flags)
+    assert ("asimddp" in added) is explained
+    # Only for that cause and an int8 IR; never on x86 (no asimd flag).
+    assert int8_without_dotprod(error, {"precision": "fp32"}, flags) == ""
+    assert int8_without_dotprod("OpenVINO cannot compile for CPU m.xml: other", {"precision": "int8"}, flags) == ""
+    assert int8_without_dotprod(error, {"precision": "int8"}, cpu_flags(("asimd", "asimddp"), "flags\t: avx2 fma\n")) == ""

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecls.runtime.base import cast_input, cpu_fp16_flags, InputSpec, Runner
+from edgecls.runtime.base import cast_input, cpu_flags, cpu_fp16_flags, InputSpec, Runner
 from edgecls.errors import EdgeclsError, MissingDependencyError
 
 _NUMPY_DTYPES = {"f32": "float32", "f16": "float16", "u8": "uint8", "i8": "int8"}
@@ -59,6 +59,24 @@ def inference_precision(metadata: dict[str, str], fp16_flags: list[str]) -> str:
     if metadata.get("precision") == "fp16" and fp16_flags:
         return "f16"
     return "f32"
+
+
+def int8_without_dotprod(error: str, metadata: dict[str, str], flags: list[str]) -> str:
+    """What to add to a compile failure of an int8 IR on an Arm core without int8 dot products
+    (``flags``: the core's asimd / asimddp Features), or "".
+
+    Measured under emulation (benchmarks/arm64_conformance.md, OpenVINO 2026.4.1): on Cortex-A72
+    (Armv8.0, no asimddp) the int8 IRs of squeezenet1_1 (onnxruntime QDQ) and mobilevitv2_050
+    (NNCF) fail to compile with oneDNN's "object is not initialized" (an empty primitive: no int8
+    kernel for one of their layers) under every precision hint, while mobilenetv3_small_075's
+    compiles and the same IRs compile and pass on Neoverse-N1 (asimddp). ONNX Runtime and LiteRT
+    run all three int8 models on both cores."""
+    if "object is not initialized" not in error or metadata.get("precision") != "int8":
+        return ""
+    if "asimd" not in flags or "asimddp" in flags:  # not Arm, or a core with dot products
+        return ""
+    return (" (OpenVINO's ARM CPU plugin has no int8 kernel for a layer of this IR on a core without int8 dot "
+            "products, asimddp; its fp32/fp16 IR, or the ONNX / TFLite int8 artifact, runs here)")
 
 
 def _load_error(path: Path, exc: BaseException, what: str) -> EdgeclsError:
@@ -116,7 +134,8 @@ class OpenVinoRunner(Runner):
         try:
             self.compiled = core.compile_model(model, "CPU", config)
         except Exception as exc:
-            raise _load_error(self.path, exc, "compile for CPU") from None
+            error = _load_error(self.path, exc, "compile for CPU")
+            raise EdgeclsError(f"{error}{int8_without_dotprod(str(error), self.metadata, cpu_flags(('asimd', 'asimddp')))}") from None
         self.request = self.compiled.create_infer_request()
         # What the plugin will really compute in: a bf16 hint on a CPU without bf16 falls back to f32.
         executed = self.compiled.get_property(hints.inference_precision).get_type_name()
