@@ -22,6 +22,9 @@ PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 STORED_PRECISIONS = ("fp32", "fp16", "int8")
 # /proc/cpuinfo flags (x86 "flags", Arm "Features") of a CPU with bf16 arithmetic
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
+# Arm "Features" of a core with fp16 vector arithmetic (Armv8.2-A FEAT_FP16: Cortex-A55/A75 and
+# later, Neoverse; not Cortex-A53/A72): where OpenVINO runs an fp16 IR in f16 (edgecls.runtime.openvino).
+FP16_CPU_FLAGS = ("asimdhp",)
 
 
 @dataclass(frozen=True)
@@ -153,5 +156,5 @@ def artifact_bytes(path: str | Path) -> int:
     return sum(size_of(p) for p in format_of(path).model_files(Path(path)) if p.exists())
 
 
-__all__ = ["BF16_CPU_FLAGS", "FORMATS", "PRECISIONS", "STORED_PRECISIONS", "TORCH", "Format", "artifact_bytes", "artifact_suffixes", "check_format",
+__all__ = ["BF16_CPU_FLAGS", "FP16_CPU_FLAGS", "FORMATS", "PRECISIONS", "STORED_PRECISIONS", "TORCH", "Format", "artifact_bytes", "artifact_suffixes", "check_format",
            "check_precision", "export_formats", "format_of", "get_format", "is_artifact_path"]

@@ -89,11 +89,9 @@ def cast_input(x: np.ndarray, dtype: str) -> np.ndarray:
     return x.astype(dtype, copy=False)
 
 
-def cpu_bf16_flags(cpuinfo: str | None = None) -> list[str]:
-    """The flags of ``/proc/cpuinfo`` (or the ``cpuinfo`` text given) that mean bf16 arithmetic:
-    x86 ``avx512_bf16`` / ``amx_bf16``, Arm ``bf16`` in "Features". [] without them or without /proc."""
-    from edgecls.formats import BF16_CPU_FLAGS
-
+def cpu_flags(wanted: tuple[str, ...], cpuinfo: str | None = None) -> list[str]:
+    """The flags of ``/proc/cpuinfo`` (or the ``cpuinfo`` text given; x86 "flags", Arm "Features")
+    among ``wanted``. [] without them or without /proc."""
     if cpuinfo is None:
         try:
             cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
@@ -103,8 +101,23 @@ def cpu_bf16_flags(cpuinfo: str | None = None) -> list[str]:
     for line in cpuinfo.splitlines():
         key, _, value = line.partition(":")
         if key.strip() in ("flags", "Features"):
-            found |= set(value.split()) & set(BF16_CPU_FLAGS)
+            found |= set(value.split()) & set(wanted)
     return sorted(found)
+
+
+def cpu_bf16_flags(cpuinfo: str | None = None) -> list[str]:
+    """The flags of ``/proc/cpuinfo`` (or the ``cpuinfo`` text given) that mean bf16 arithmetic:
+    x86 ``avx512_bf16`` / ``amx_bf16``, Arm ``bf16`` in "Features". [] without them or without /proc."""
+    from edgecls.formats import BF16_CPU_FLAGS
+
+    return cpu_flags(BF16_CPU_FLAGS, cpuinfo)
+
+
+def cpu_fp16_flags(cpuinfo: str | None = None) -> list[str]:
+    """The flags that mean native fp16 vector arithmetic (Arm ``asimdhp``, Armv8.2-A). []: none."""
+    from edgecls.formats import FP16_CPU_FLAGS
+
+    return cpu_flags(FP16_CPU_FLAGS, cpuinfo)
 
 
 def execution_problem(precision: str, executed: str | None, bf16_flags: list[str]) -> str | None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecls.runtime.base import cast_input, import_runtime, InputSpec, Runner
+from edgecls.runtime.base import cast_input, cpu_flags, cpu_fp16_flags, import_runtime, InputSpec, Runner
 from edgecls.errors import EdgeclsError
 
 _NUMPY_DTYPES = {"f32": "float32", "f16": "float16", "u8": "uint8", "i8": "int8"}
@@ -37,12 +37,61 @@ def read_ir_metadata(path: Path) -> dict[str, str]:
     return {child.tag: child.attrib["value"] for child in section if "value" in child.attrib}
 
 
+def inference_precision(metadata: dict[str, str], fp16_flags: list[str]) -> str:
+    """The INFERENCE_PRECISION_HINT (OpenVINO's type name) an IR is compiled with on this CPU.
+
+    The CPU plugin's default is bf16 on CPUs with AVX512_BF16 / AMX and f16 on every ARM core: an
+    fp32 IR would silently run in 16-bit there, and its parity and timing would describe another
+    model than the one exported. So:
+    - a bf16 artifact (rt_info execution_precision bf16): bf16;
+    - an fp16 IR on a core with fp16 arithmetic (``fp16_flags``: Arm asimdhp): f16, the arithmetic the
+      fp16 artifact is built for there. Measured under emulation (benchmarks/arm64_conformance.md,
+      OpenVINO 2026.4.1, random weights, 64 px, 16 parity views): on Neoverse-N1 the fp16 IRs run in
+      f16 keep the fp16 rule (min cosine >= 0.999): squeezenet1_1 0.999999, mobilenetv3_small_075
+      0.99998, mobilevitv2_050 0.99997. On Cortex-A72 (no asimdhp) an f16 hint runs f32 anyway;
+    - everything else f32: an fp32 IR as exported; an fp16 IR elsewhere decompresses its weights at
+      load; an int8 IR runs its int8 kernels with f32 between them. An int8 IR must never get the
+      ARM default f16: on Neoverse-N1 mobilenetv3_small_075's fails to compile ("128675 assigned
+      value out of range for f16": an NNCF FakeQuantize constant beyond f16's 65504) and
+      squeezenet1_1's drops from min cosine 0.99999 (f32) to 0.923;
+    - IRs from other tools (no edgecls metadata): f32.
+    """
+    if metadata.get("execution_precision") == "bf16":
+        return "bf16"
+    if metadata.get("precision") == "fp16" and fp16_flags:
+        return "f16"
+    return "f32"
+
+
+def int8_without_dotprod(error: str, metadata: dict[str, str], flags: list[str]) -> str:
+    """What to add to a compile failure of an int8 IR on an Arm core without int8 dot products
+    (``flags``: the core's asimd / asimddp Features), or "".
+
+    Measured under emulation (benchmarks/arm64_conformance.md, OpenVINO 2026.4.1): on Cortex-A72
+    (Armv8.0, no asimddp) the int8 IRs of squeezenet1_1 (onnxruntime QDQ) and mobilevitv2_050
+    (NNCF) fail to compile with oneDNN's "object is not initialized" (an empty primitive: no int8
+    kernel for one of their layers) under every precision hint, while mobilenetv3_small_075's
+    compiles and the same IRs compile and pass on Neoverse-N1 (asimddp). ONNX Runtime and LiteRT
+    run all three int8 models on both cores."""
+    if "object is not initialized" not in error or metadata.get("precision") != "int8":
+        return ""
+    if "asimd" not in flags or "asimddp" in flags:  # not Arm, or a core with dot products
+        return ""
+    return (" (OpenVINO's ARM CPU plugin has no int8 kernel for a layer of this IR on a core without int8 dot "
+            "products, asimddp; its fp32/fp16 IR, or the ONNX / TFLite int8 artifact, runs here)")
+
+
 def _load_error(path: Path, exc: BaseException, what: str) -> EdgeclsError:
-    """One line naming the real cause: OpenVINO puts the source location on the first line
-    ("Exception from src/inference/src/cpp/core.cpp:84:") and the reason on the following ones."""
+    """One line naming the real cause. OpenVINO chains its exceptions: each level adds a source
+    location ("Exception from src/inference/src/cpp/core.cpp:117:") and a failing transformation
+    adds its context ("[FakeQuantizeDecomposition] END: node: ... CALLBACK HAS THROWN: ..."), so
+    the innermost cause is the last line that is neither, e.g. (an int8 IR under the ARM default
+    f16, measured on an emulated Neoverse-N1) "128675 assigned value out of range for f16", or
+    (oneDNN returning no int8 convolution, Cortex-A72) "object is not initialized"."""
     lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
-    useful = [ln for ln in lines if not ln.startswith("Exception from src") and not ln.startswith("Check '")]
-    reason = (useful or lines or [type(exc).__name__])[0]
+    useful = [ln for ln in lines if not ln.startswith("Exception from src") and not ln.startswith("Check '")
+              and "CALLBACK HAS THROWN" not in ln]
+    reason = (useful or lines or [type(exc).__name__])[-1]
     return EdgeclsError(f"OpenVINO cannot {what} {path}: {reason[:240]}")
 
 
@@ -75,20 +124,17 @@ class OpenVinoRunner(Runner):
             # throughput mode would split the cores into parallel streams that each run slower.
             hints.performance_mode: hints.PerformanceMode.LATENCY,
             props.num_streams: 1,
-            # The CPU plugin picks its own execution precision: bf16 on CPUs with AVX512_BF16 or
-            # AMX, f16 on ARM. An fp32 IR would then silently run in 16-bit, and both its parity
-            # and its timing would describe a different model than the one exported. So the IR
-            # says what it runs in (rt_info execution_precision: bf16 for a bf16 artifact, f32
-            # for the rest, f32 for IRs from other tools): an fp16 IR is fp16-compressed
-            # weights, decompressed at load; an int8 IR runs its int8 kernels.
-            hints.inference_precision: ov.Type.bf16 if self.metadata.get("execution_precision") == "bf16" else ov.Type.f32,
+            # Chosen per artifact and per ISA (see inference_precision): the plugin's own default
+            # would be bf16 on AVX512_BF16 / AMX CPUs and f16 on every ARM core.
+            hints.inference_precision: getattr(ov.Type, inference_precision(self.metadata, cpu_fp16_flags())),
         }
         if threads:
             config[props.inference_num_threads] = int(threads)
         try:
             self.compiled = core.compile_model(model, "CPU", config)
         except Exception as exc:
-            raise _load_error(self.path, exc, "compile for CPU") from None
+            error = _load_error(self.path, exc, "compile for CPU")
+            raise EdgeclsError(f"{error}{int8_without_dotprod(str(error), self.metadata, cpu_flags(('asimd', 'asimddp')))}") from None
         self.request = self.compiled.create_infer_request()
         # What the plugin will really compute in: a bf16 hint on a CPU without bf16 falls back to f32.
         executed = self.compiled.get_property(hints.inference_precision).get_type_name()
