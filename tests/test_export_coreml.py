@@ -156,3 +156,21 @@ def test_uint8_input_is_an_rgb_image(tmp_path, nhwc):
     assert source == "input"  # nothing (no image scale / bias) between the pixels and the normalisation
     np.testing.assert_allclose(scale, 1 / (255 * np.asarray(info.std)), rtol=1e-4)
     np.testing.assert_allclose(shift, -np.asarray(info.mean) / np.asarray(info.std), rtol=1e-4, atol=1e-5)
+
+
+def test_attention_model_converts(tmp_path):
+    """A ViT converts: its traced graph once computed shapes with aten::floor_divide / aten::mul +
+    aten::Int (split_heads' c // heads, the class token's expand(batch, ...)), which coremltools 9
+    rejected with "only 0-dimensional arrays can be converted to Python scalars"."""
+    import coremltools as ct
+
+    torch.manual_seed(0)
+    model = edgecls.create_model("vit_tiny_patch16_224", resolution=64).eval()
+    sets = builtin_sets(model.edgecls_info, 64, 2)
+    request = ExportRequest(model=model, info=model.edgecls_info, resolution=64, batch=1, dynamic_batch=False,
+                            nhwc=False, opset=18, calibration=sets.calibration, workdir=tmp_path)
+    dest = tmp_path / "vit.mlpackage"
+    exporter_class("coreml")().export(request, "fp32", dest)
+    spec = ct.models.MLModel(str(dest), skip_model_load=True).get_spec()
+    assert list(spec.description.input[0].type.multiArrayType.shape) == [1, 3, 64, 64]
+    assert _ops(dest).get("softmax", 0) == 12  # one attention per block survived conversion

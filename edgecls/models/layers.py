@@ -288,14 +288,17 @@ class MobileNetBase(nn.Module):
 
 def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
     """[B, N, C] -> [B, heads, N, C / heads] (4-D only: TFLite handles 5-D permutes poorly)."""
-    b, n, c = x.shape
-    return x.reshape(b, n, num_heads, c // num_heads).transpose(1, 2)
+    b, n, _ = x.shape
+    # -1, not c // num_heads: under torch.jit.trace the shape is a traced value and the division an
+    # aten::floor_divide + aten::Int pair that coremltools 9 cannot fold ("only 0-dimensional arrays
+    # can be converted to Python scalars"); the same reshape without the arithmetic converts.
+    return x.reshape(b, n, num_heads, -1).transpose(1, 2)
 
 
 def merge_heads(x: torch.Tensor) -> torch.Tensor:
     """[B, heads, N, D] -> [B, N, heads * D]."""
-    b, h, n, d = x.shape
-    return x.transpose(1, 2).reshape(b, n, h * d)
+    b, _, n, _ = x.shape
+    return x.transpose(1, 2).reshape(b, n, -1)  # -1, not h * d: see split_heads
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float,

@@ -117,7 +117,9 @@ class VisionTransformer(nn.Module):
                 "create it with resolution=<input side>"
             )
         x = self.patch_embed(x)
-        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embed
+        # expand_as, not expand(x.shape[0], ...): a traced size feeds aten::Int, which coremltools 9
+        # cannot convert ("only 0-dimensional arrays can be converted to Python scalars").
+        x = torch.cat([self.cls_token.expand_as(x[:, :1]), x], dim=1) + self.pos_embed
         x = self.norm(self.blocks(x))
         return self.head(x[:, 0])
 
