@@ -10,6 +10,7 @@ format instead.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import sys
@@ -17,9 +18,12 @@ import sys
 import pytest
 
 pytest.importorskip("coremltools")
+torch = pytest.importorskip("torch")
 
 import edgecls  # noqa: E402
 from export_case import case_fixture, missing_dependency_messages  # noqa: E402
+from edgecls.export.base import ExportRequest  # noqa: E402
+from edgecls.export.calibration import builtin_sets  # noqa: E402
 from edgecls.export.registry import exporter_class  # noqa: E402
 
 MODEL = "mobilenetv1_025"
@@ -174,3 +178,34 @@ def test_attention_model_converts(tmp_path):
     spec = ct.models.MLModel(str(dest), skip_model_load=True).get_spec()
     assert list(spec.description.input[0].type.multiArrayType.shape) == [1, 3, 64, 64]
     assert _ops(dest).get("softmax", 0) == 12  # one attention per block survived conversion
+
+
+def test_tf_same_padding_model_converts_to_int8(tmp_path):
+    """tf_efficientnet_* pad TensorFlow-'SAME' from the input size; coremltools' int8 quantizer traces
+    with torch.fx, where that size is a Proxy ("int() argument must be ... not 'Proxy'"). The export
+    fixes the padding for its resolution first; the float model must compute exactly the same."""
+    import coremltools as ct
+
+    from edgecls.models.layers import Conv2dSame, freeze_same_padding
+
+    torch.manual_seed(0)
+    model = edgecls.create_model("tf_efficientnet_lite0", resolution=64).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        before = model(x)
+    frozen = copy.deepcopy(model)
+    assert freeze_same_padding(frozen, x[:1]) == sum(isinstance(m, Conv2dSame) for m in model.modules()) > 0
+    assert not any(isinstance(m, Conv2dSame) for m in frozen.modules())
+    with torch.no_grad():
+        assert torch.equal(frozen(x), before)
+
+    sets = builtin_sets(model.edgecls_info, 64, 4)
+    request = ExportRequest(model=model, info=model.edgecls_info, resolution=64, batch=1, dynamic_batch=False,
+                            nhwc=False, opset=18, calibration=sets.calibration, workdir=tmp_path)
+    dest = tmp_path / "lite0_int8.mlpackage"
+    exporter_class("coreml")().export(request, "int8", dest)
+    spec = ct.models.MLModel(str(dest), skip_model_load=True).get_spec()
+    assert list(spec.description.input[0].type.multiArrayType.shape) == [1, 3, 64, 64]
+    assert any(op.startswith("quantize") or op.startswith("dequantize") for op in _ops(dest)), _ops(dest)
+    with torch.no_grad():  # the export worked on its own copy: the caller's model keeps its SAME convs
+        assert torch.equal(model(x), before)

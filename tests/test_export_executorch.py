@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("executorch")
+torch = pytest.importorskip("torch")
 
 import edgecls  # noqa: E402
 from export_case import case_fixture, check_converted, missing_dependency_messages  # noqa: E402

@@ -109,6 +109,9 @@ def _int8_module(module, sample, request: ExportRequest):
     # (a huge step), observers frozen after the one calibration step.
     config = LinearQuantizerConfig.from_dict({"global_config": {"quantization_scheme": "symmetric",
                                                                  "milestones": [0, 0, 1_000_000, 1]}})
+    from edgecls.models.layers import freeze_same_padding
+
+    freeze_same_padding(module, sample)  # TF 'SAME' convs (tf_efficientnet_*): constants for the fx trace
     quantizer = LinearQuantizer(module, config)
     prepared = quantizer.prepare(example_inputs=(sample,), inplace=False)
     quantizer.step()

@@ -56,13 +56,46 @@ class Conv2dSame(nn.Conv2d):
     get a constant Pad (asymmetric where TF pads more on the bottom/right).
     """
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        ih, iw = x.shape[-2:]
+    def padding_for(self, ih: int, iw: int) -> tuple[int, int, int, int]:
+        """(left, right, top, bottom) for an input of ``ih`` x ``iw``."""
         ph = same_padding(int(ih), self.kernel_size[0], self.stride[0], self.dilation[0])
         pw = same_padding(int(iw), self.kernel_size[1], self.stride[1], self.dilation[1])
-        if any(ph) or any(pw):
-            x = F.pad(x, (pw[0], pw[1], ph[0], ph[1]))
+        return pw[0], pw[1], ph[0], ph[1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pad = self.padding_for(*x.shape[-2:])
+        if any(pad):
+            x = F.pad(x, pad)
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+def freeze_same_padding(module: nn.Module, sample: torch.Tensor) -> int:
+    """Replace every Conv2dSame in ``module`` (in place) by a constant ZeroPad2d for ``sample``'s input
+    size and a plain Conv2d sharing its weights, so graph capture that cannot read shapes as numbers
+    (torch.fx symbolic tracing, used by coremltools' int8 quantizer: "int() argument must be ... not
+    'Proxy'") and quantizers that only know nn.Conv2d see the same computation. Returns the count."""
+    sizes: dict[Conv2dSame, tuple[int, int]] = {}
+    def record(conv, args) -> None:  # a pre-hook that returned a value would replace the input
+        sizes.setdefault(conv, tuple(args[0].shape[-2:]))
+
+    hooks = [m.register_forward_pre_hook(record) for m in module.modules() if isinstance(m, Conv2dSame)]
+    try:
+        with torch.no_grad():
+            module(sample)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    replaced = 0
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, Conv2dSame) and child in sizes:
+                plain = nn.Conv2d(child.in_channels, child.out_channels, child.kernel_size, child.stride, 0,
+                                  child.dilation, child.groups, bias=child.bias is not None)
+                plain.weight, plain.bias = child.weight, child.bias
+                pad = child.padding_for(*sizes[child])
+                setattr(parent, name, nn.Sequential(nn.ZeroPad2d(pad), plain) if any(pad) else plain)
+                replaced += 1
+    return replaced
 
 
 def create_conv2d(
