@@ -162,21 +162,27 @@ def test_uint8_input_is_an_rgb_image(tmp_path, nhwc):
     np.testing.assert_allclose(shift, -np.asarray(info.mean) / np.asarray(info.std), rtol=1e-4, atol=1e-5)
 
 
+def _convert_at_64(model, precision: str, dest, tmp_path):
+    """The exporter on ``model`` at 64 px (4 calibration views); the package's spec, its input checked."""
+    import coremltools as ct
+
+    sets = builtin_sets(model.edgecls_info, 64, 4)
+    request = ExportRequest(model=model, info=model.edgecls_info, resolution=64, batch=1, dynamic_batch=False,
+                            nhwc=False, opset=18, calibration=sets.calibration, workdir=tmp_path)
+    exporter_class("coreml")().export(request, precision, dest)
+    spec = ct.models.MLModel(str(dest), skip_model_load=True).get_spec()
+    assert list(spec.description.input[0].type.multiArrayType.shape) == [1, 3, 64, 64]
+    return spec
+
+
 def test_attention_model_converts(tmp_path):
     """A ViT converts: its traced graph once computed shapes with aten::floor_divide / aten::mul +
     aten::Int (split_heads' c // heads, the class token's expand(batch, ...)), which coremltools 9
     rejected with "only 0-dimensional arrays can be converted to Python scalars"."""
-    import coremltools as ct
-
     torch.manual_seed(0)
     model = edgecls.create_model("vit_tiny_patch16_224", resolution=64).eval()
-    sets = builtin_sets(model.edgecls_info, 64, 2)
-    request = ExportRequest(model=model, info=model.edgecls_info, resolution=64, batch=1, dynamic_batch=False,
-                            nhwc=False, opset=18, calibration=sets.calibration, workdir=tmp_path)
     dest = tmp_path / "vit.mlpackage"
-    exporter_class("coreml")().export(request, "fp32", dest)
-    spec = ct.models.MLModel(str(dest), skip_model_load=True).get_spec()
-    assert list(spec.description.input[0].type.multiArrayType.shape) == [1, 3, 64, 64]
+    _convert_at_64(model, "fp32", dest, tmp_path)
     assert _ops(dest).get("softmax", 0) == 12  # one attention per block survived conversion
 
 
@@ -184,8 +190,6 @@ def test_tf_same_padding_model_converts_to_int8(tmp_path):
     """tf_efficientnet_* pad TensorFlow-'SAME' from the input size; coremltools' int8 quantizer traces
     with torch.fx, where that size is a Proxy ("int() argument must be ... not 'Proxy'"). The export
     fixes the padding for its resolution first; the float model must compute exactly the same."""
-    import coremltools as ct
-
     from edgecls.models.layers import Conv2dSame, freeze_same_padding
 
     torch.manual_seed(0)
@@ -199,13 +203,8 @@ def test_tf_same_padding_model_converts_to_int8(tmp_path):
     with torch.no_grad():
         assert torch.equal(frozen(x), before)
 
-    sets = builtin_sets(model.edgecls_info, 64, 4)
-    request = ExportRequest(model=model, info=model.edgecls_info, resolution=64, batch=1, dynamic_batch=False,
-                            nhwc=False, opset=18, calibration=sets.calibration, workdir=tmp_path)
     dest = tmp_path / "lite0_int8.mlpackage"
-    exporter_class("coreml")().export(request, "int8", dest)
-    spec = ct.models.MLModel(str(dest), skip_model_load=True).get_spec()
-    assert list(spec.description.input[0].type.multiArrayType.shape) == [1, 3, 64, 64]
+    _convert_at_64(model, "int8", dest, tmp_path)
     assert any(op.startswith("quantize") or op.startswith("dequantize") for op in _ops(dest)), _ops(dest)
     with torch.no_grad():  # the export worked on its own copy: the caller's model keeps its SAME convs
         assert torch.equal(model(x), before)
